@@ -1,0 +1,97 @@
+"""The language model: a compact GPT-2 built from a config, and the slot-wise log-likelihood.
+
+Sequence layout (columnar codec). A row of S slot tokens, in some column order, is fed as
+``[BOS, t_0, ..., t_{S-2}]`` and must predict ``[t_0, ..., t_{S-1}]``. GPT-2's learned position
+embedding at input position i is the *column marker* of the slot that position must predict
+(``position_ids = slot order``), so the model always knows which column comes next, whatever the
+order, without spending a sequence position on a marker token (that would double the sequence
+length and the decoding steps). Logits are computed only over the predicted slot's token range:
+the softmax the model is trained with is the constrained distribution it is sampled from.
+"""
+
+import torch
+import torch.nn.functional as F
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from tabgraa_sdv.codec import BOS
+
+
+def compact_config(vocab_size, n_slots, n_rows, n_embd=None, n_layer=None, n_head=None,
+                   dropout=0.1):
+    """A GPT-2 config sized to the table: wider and deeper only when there is data for it."""
+    if n_embd is None:
+        n_embd = 64 if n_rows < 50_000 else 128
+    if n_layer is None:
+        n_layer = 2 if n_rows < 50_000 else 4
+    if n_head is None:
+        n_head = max(1, n_embd // 32)
+    if n_embd % n_head:
+        raise ValueError(f'n_embd ({n_embd}) must be divisible by n_head ({n_head}).')
+    return GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=max(1, n_slots),
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        n_inner=4 * n_embd,
+        resid_pdrop=dropout,
+        embd_pdrop=dropout,
+        attn_pdrop=dropout,
+        bos_token_id=BOS,
+        eos_token_id=BOS,
+        tie_word_embeddings=True,
+        attn_implementation='sdpa',
+    )
+
+
+def build_compact(config, seed=None):
+    if seed is not None:
+        torch.manual_seed(seed)
+    return GPT2LMHeadModel(config)
+
+
+def body(model):
+    """The decoder stack without the LM head (works through peft wrappers)."""
+    if hasattr(model, 'get_base_model'):
+        model = model.get_base_model()
+    return getattr(model, model.base_model_prefix)
+
+
+def output_weight(model):
+    if hasattr(model, 'get_base_model'):
+        model = model.get_base_model()
+    return model.get_output_embeddings().weight
+
+
+class SlotLayout:
+    """Token ranges of the slots as tensors on the model's device."""
+
+    def __init__(self, slot_start, slot_size, device):
+        self.start = [int(s) for s in slot_start]
+        self.size = [int(s) for s in slot_size]
+        self.start_t = torch.as_tensor(slot_start, dtype=torch.long, device=device)
+        self.n_slots = len(self.start)
+
+
+def slot_log_probs(model, tokens, order, layout):
+    """Log-probability of every slot token: ``[batch, n_slots]`` in canonical slot order.
+
+    Args:
+        tokens: ``[B, S]`` global token ids in canonical slot order.
+        order: ``[B, S]`` slot index at each sequence position (a permutation per row).
+    """
+    batch, n_slots = tokens.shape
+    sequence = tokens.gather(1, order)
+    bos = torch.full((batch, 1), BOS, dtype=tokens.dtype, device=tokens.device)
+    inputs = torch.cat([bos, sequence[:, :-1]], dim=1)
+    hidden = body(model)(input_ids=inputs, position_ids=order, use_cache=False).last_hidden_state
+    # Regroup the hidden states by the slot they predict.
+    position_of_slot = order.argsort(dim=1)
+    hidden = hidden.gather(1, position_of_slot[..., None].expand(-1, -1, hidden.shape[-1]))
+    weight = output_weight(model)
+    local = tokens - layout.start_t[None, :]
+    out = []
+    for s in range(n_slots):
+        logits = hidden[:, s] @ weight[layout.start[s]:layout.start[s] + layout.size[s]].T
+        out.append(F.log_softmax(logits.float(), dim=-1).gather(1, local[:, s:s + 1]))
+    return torch.cat(out, dim=1)

@@ -1,0 +1,173 @@
+"""TabularLM: codec + compact GPT-2 + SFT + constrained sampling, with no SDV in sight.
+
+``TabularLM.fit(df)`` learns the table; ``sample(n, conditions)`` returns a DataFrame in the same
+representation. The SDV synthesizer is a thin wrapper around this object (its ``_model``).
+"""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot_log_probs
+from tabgraa_sdv.codec import ColumnarCodec
+from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
+from tabgraa_sdv.sft import slot_orders, train_sft
+
+
+def resolve_device(device):
+    """``None`` picks CUDA, then MPS, then CPU."""
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device('cuda')
+        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+            return torch.device('mps')
+        return torch.device('cpu')
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"Invalid device {device!r}: use None, 'cpu', 'cuda' or 'mps'.") from error
+
+
+class TabularLM:
+    """A causal language model over the rows of one table.
+
+    Args mirror :class:`tabgraa_sdv.TabGRAASynthesizer`'s model parameters.
+    """
+
+    def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.5,
+                 model_config=None, max_base=256, sample_batch_size=8192, device=None, seed=0,
+                 verbose=False):
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.permutation_rate = permutation_rate
+        self.model_config = dict(model_config or {})
+        self.max_base = max_base
+        self.sample_batch_size = sample_batch_size
+        self.device = resolve_device(device)
+        self.seed = seed
+        self.verbose = verbose
+        self.codec = None
+        self.model = None
+        self.history = []
+        self._generator = None
+
+    # ----------------------------------------------------------------------------- fitting
+    def fit(self, data):
+        if len(data) == 0:
+            raise ValueError('The training data has no rows.')
+        self.codec = ColumnarCodec(max_base=self.max_base).fit(data)
+        tokens = self.codec.encode(data)
+        config = compact_config(self.codec.vocab_size, self.codec.n_slots, len(data),
+                                **self.model_config)
+        self.model = build_compact(config, seed=self.seed).to(self.device)
+        self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
+        self.history = train_sft(
+            self.model, tokens, self.layout, self.codec.slot_column, self.codec.slot_position,
+            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            permutation_rate=self.permutation_rate, seed=self.seed, device=self.device,
+            verbose=self.verbose,
+        )
+        self.set_random_state(self.seed)
+        return self
+
+    # ---------------------------------------------------------------------------- sampling
+    def set_random_state(self, random_state):
+        """Seed the sampler (an int), restore a saved generator state, or ``None`` for entropy."""
+        generator = torch.Generator(device=self.device)
+        if random_state is None:
+            generator.seed()
+        elif isinstance(random_state, torch.Generator):
+            generator.set_state(random_state.get_state())
+        elif isinstance(random_state, tuple):  # SDV passes (np.random.RandomState, torch.Generator)
+            generator.set_state(random_state[1].get_state())
+        else:
+            generator.manual_seed(int(random_state))
+        self._generator = generator
+
+    def sample(self, num_rows, conditions=None, temperature=1.0):
+        """Sample ``num_rows`` rows. ``conditions`` is a DataFrame of ``num_rows`` rows (or one
+        row, broadcast) holding the values some columns must take; they are put first in each
+        sequence, so the output carries exactly those values."""
+        if self.model is None:
+            raise ValueError('The model is not fitted yet; call fit first.')
+        prefix_slots, prefix_tokens = (), None
+        if conditions is not None and conditions.shape[1]:
+            conditions = conditions.reset_index(drop=True)
+            if len(conditions) == 1 and num_rows != 1:
+                conditions = conditions.loc[np.zeros(num_rows, dtype=int)].reset_index(drop=True)
+            if len(conditions) != num_rows:
+                raise ValueError(
+                    f'conditions has {len(conditions)} rows but {num_rows} rows were requested.'
+                )
+            columns = list(conditions.columns)
+            prefix_slots = self.codec.slots_of(columns)
+            prefix_tokens = self.codec.encode_columns(conditions, columns) + \
+                self.codec.slot_start[prefix_slots][None, :]
+        plan = DecodingPlan(self.codec, self.device)
+        if self._generator is None:
+            self.set_random_state(self.seed)
+        with tqdm(total=num_rows, desc='Sampling', unit='row',
+                  disable=not (self.verbose and num_rows >= 50_000)) as bar:
+            tokens = sample_tokens(
+                self.model, plan, num_rows, prefix_slots=prefix_slots,
+                prefix_tokens=prefix_tokens, temperature=temperature,
+                batch_size=self.sample_batch_size, generator=self._generator,
+                device=self.device, progress=bar,
+            )
+        return self.codec.decode(tokens)
+
+    # ---------------------------------------------------------------------- log-likelihood
+    def log_prob(self, data, batch_size=4096, model=None):
+        """Sequence log-likelihood of each row (canonical column order): ``[rows]`` array."""
+        tokens = torch.as_tensor(self.codec.encode(data), device=self.device)
+        model = self.model if model is None else model
+        order = slot_orders(len(tokens), self.codec.slot_column, self.codec.slot_position, 0.0,
+                            None, self.device)
+        out = []
+        with torch.no_grad():
+            model.eval()
+            for begin in range(0, len(tokens), batch_size):
+                out.append(slot_log_probs(model, tokens[begin:begin + batch_size],
+                                          order[begin:begin + batch_size], self.layout).sum(1))
+        return torch.cat(out).cpu().numpy()
+
+    @property
+    def loss_values(self):
+        return pd.DataFrame(self.history, columns=['epoch', 'train_loss', 'val_loss'])
+
+    def to(self, device):
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
+        self._generator = None
+        return self
+
+    def __getstate__(self):
+        # Generators don't pickle; the sampler state is kept as a tensor.
+        state = dict(self.__dict__)
+        generator = state.pop('_generator', None)
+        state['_generator_state'] = generator.get_state() if generator is not None else None
+        state['device'] = str(self.device)
+        state.pop('layout', None)
+        if self.model is not None and self.device.type != 'cpu':
+            # Saved on an accelerator, loadable anywhere: pickle CPU weights.
+            state['model'] = copy.deepcopy(self.model).cpu()
+        return state
+
+    def __setstate__(self, state):
+        generator_state = state.pop('_generator_state', None)
+        self.__dict__.update(state)
+        self.device = torch.device(state['device'])
+        if self.device.type == 'cuda' and not torch.cuda.is_available():
+            self.device = torch.device('cpu')
+        if self.model is not None:
+            self.model.to(self.device)
+            self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
+        self._generator = None
+        if generator_state is not None and self.device.type == 'cpu':
+            self._generator = torch.Generator(device=self.device)
+            self._generator.set_state(generator_state)
