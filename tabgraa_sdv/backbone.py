@@ -34,6 +34,7 @@ def compact_config(vocab_size, n_slots, n_rows, n_embd=None, n_layer=None, n_hea
         n_layer=n_layer,
         n_head=n_head,
         n_inner=4 * n_embd,
+        activation_function='gelu_pytorch_tanh',  # one fused op; GPT-2's 'gelu_new' is five
         resid_pdrop=dropout,
         embd_pdrop=dropout,
         attn_pdrop=dropout,

@@ -34,11 +34,23 @@ def _nan_mask(values):
     return pd.isna(pd.Series(values, copy=False)).to_numpy()
 
 
+_EXACT_LIMIT = 2.0**53  # beyond this a double holds no fractional digits
+
+
+def _is_integral(scaled):
+    """Which values are integers up to float noise (the same test in fit and in encode):
+    a few ulps of the scaled value, not a share of it, so 12345678.91 keeps its last digit."""
+    return np.abs(scaled - np.rint(scaled)) <= 1e-9 + 1e-12 * np.abs(scaled)
+
+
 def _find_decimals(x, max_decimals):
-    """Smallest number of decimals at which every value is an integer (capped)."""
+    """Smallest number of decimals at which every value is an integer, capped at
+    ``max_decimals`` and at the precision a double can hold for the column's magnitude."""
+    magnitude = np.abs(x).max() if x.size else 0.0
     for decimals in range(max_decimals + 1):
-        scaled = x * 10.0**decimals
-        if np.all(np.abs(scaled - np.rint(scaled)) <= 1e-6 * np.maximum(1.0, np.abs(scaled)) * 1e-3):
+        if np.all(_is_integral(x * 10.0**decimals)):
+            return decimals
+        if magnitude * 10.0 ** (decimals + 1) >= _EXACT_LIMIT:
             return decimals
     return max_decimals
 
@@ -189,10 +201,15 @@ class NumericColumn:
         spikes = uniques[counts > len(k) / max_base]
         edges = np.unique(np.concatenate([[0, size], quantiles, spikes, spikes + 1]))
         edges = edges[edges <= size]
-        for n_offset in range(1, 8):
-            cap = max_base**n_offset
+        # More offset digits until the bins fit the slot, or until no bin needs splitting (with
+        # many spikes the bin count alone can exceed 2 * max_base); never a fixed digit cap, which
+        # on a huge range with a small base asked for billions of pieces.
+        n_offset = 0
+        while True:
+            n_offset += 1
+            cap = min(max_base**n_offset, np.iinfo(np.int64).max)
             pieces = np.maximum(1, -(-np.diff(edges) // cap))
-            if pieces.sum() <= 2 * max_base or n_offset == 7:
+            if pieces.sum() <= 2 * max_base or (pieces == 1).all():
                 break
         # Split bins wider than cap into equal pieces so the offsets fit n_offset digits.
         starts, widths = [], []
@@ -215,11 +232,11 @@ class NumericColumn:
                 f"Column '{self.name}' had no missing values in the training data, so a "
                 'missing value cannot be encoded.'
             )
-        scaled = np.rint(np.where(nan, 0.0, x) * 10.0**self.decimals)
+        raw = np.where(nan, 0.0, x) * 10.0**self.decimals
+        scaled = np.rint(raw)
         # At the decimals cap, finer digits are rounded (documented); below it they are an error.
-        off_precision = ~nan & (self.decimals < self.max_decimals) & (
-            np.abs(scaled - x * 10.0**self.decimals) > 1e-6 * np.maximum(1, np.abs(scaled))
-        )
+        # Same tolerance as fit, so every training value encodes and nothing coarser slips by.
+        off_precision = ~nan & (self.decimals < self.max_decimals) & ~_is_integral(raw)
         k_float = (scaled - self.k_min) / self.step
         off_step = ~nan & (k_float != np.rint(k_float))
         if (off_precision | off_step).any():

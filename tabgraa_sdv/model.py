@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot_log_probs
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
-from tabgraa_sdv.sft import slot_orders, train_sft
+from tabgraa_sdv.sft import slot_orders, split_rows, train_sft
 
 
 def resolve_device(device):
@@ -38,7 +38,7 @@ class TabularLM:
     """
 
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.5,
-                 model_config=None, max_base=256, sample_batch_size=8192, device=None, seed=0,
+                 model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
                  verbose=False):
         self.epochs = epochs
         self.batch_size = batch_size
@@ -53,10 +53,13 @@ class TabularLM:
         self.codec = None
         self.model = None
         self.history = []
+        self.alignment_history = []
         self._generator = None
 
     # ----------------------------------------------------------------------------- fitting
-    def fit(self, data):
+    def fit(self, data, alignment=None):
+        """SFT on ``data``; then, if ``alignment`` (a dict of :class:`Aligner` options with
+        ``rounds > 0``, plus ``reward``/``user_reward``) is given, TabGRAA rounds."""
         if len(data) == 0:
             raise ValueError('The training data has no rows.')
         self.codec = ColumnarCodec(max_base=self.max_base).fit(data)
@@ -65,14 +68,49 @@ class TabularLM:
                                 **self.model_config)
         self.model = build_compact(config, seed=self.seed).to(self.device)
         self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
+        train_index, val_index = split_rows(len(tokens), 0.1, self.seed)
         self.history = train_sft(
-            self.model, tokens, self.layout, self.codec.slot_column, self.codec.slot_position,
+            self.model, tokens[train_index], tokens[val_index], self.layout,
+            self.codec.slot_column, self.codec.slot_position,
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             permutation_rate=self.permutation_rate, seed=self.seed, device=self.device,
             verbose=self.verbose,
         )
+        self.alignment_history = []
+        if alignment is not None and alignment.get('rounds', 0) > 0:
+            self.align(tokens[train_index], tokens[val_index], **alignment)
         self.set_random_state(self.seed)
         return self
+
+    def align(self, train_tokens, holdout_tokens, reward='classifier', user_reward=None,
+              record=False, **options):
+        """TabGRAA rounds after SFT (see ``alignment.py``). ``train_tokens`` feed the reward
+        classifier, ``holdout_tokens`` (never seen by it) the detection AUC that picks the
+        round to keep. Returns the :class:`Aligner` (its ``history``)."""
+        from tabgraa_sdv.alignment import Aligner, Scorer
+
+        if len(holdout_tokens) == 0:  # tiny tables: hold out half of the rows from the scorer
+            half = len(train_tokens) // 2
+            train_tokens, holdout_tokens = train_tokens[:half], train_tokens[half:]
+        if len(train_tokens) == 0 or len(holdout_tokens) == 0:
+            raise ValueError('Alignment needs at least 2 training rows; use rounds=0.')
+        scorer = Scorer(self.codec, train_tokens, holdout_tokens, reward=reward,
+                        seed=self.seed, user_reward=user_reward, decode=self.codec.decode)
+        sft_tokens = (lambda: train_tokens) if options.get('objective') == 'sft_more' else None
+        self.set_random_state(self.seed + 1)
+        aligner = Aligner(self, scorer, seed=self.seed, verbose=self.verbose,
+                          sft_tokens=sft_tokens, **options)
+        aligner.record = record
+        self.alignment_history = aligner.run()
+        return aligner
+
+    def sample_token_rows(self, num_rows, temperature=1.0):
+        """Unconditional token rows ``[num_rows, n_slots]`` from the current model."""
+        if self._generator is None:
+            self.set_random_state(self.seed)
+        return sample_tokens(self.model, DecodingPlan(self.codec, self.device), num_rows,
+                             temperature=temperature, batch_size=self.sample_batch_size,
+                             generator=self._generator, device=self.device)
 
     # ---------------------------------------------------------------------------- sampling
     def set_random_state(self, random_state):

@@ -4,8 +4,9 @@ At every step all rows of a batch fill the same slot, so logits are computed onl
 slot's token range (``hidden @ W[slot].T``): every token drawn is legal by construction. Inside a
 binned number, the offset digits are also kept below the chosen bin's width (a per-row upper
 bound, most-significant digit first), so every sampled row decodes with no rejection loop.
-Draws use the Gumbel-max trick, ``argmax(logits / T - log E)`` with ``E ~ Exp(1)``, which is
-cheaper than a softmax followed by ``torch.multinomial``.
+Draws use the inverse CDF: one uniform per row, searched in the cumulative softmax. On a 2-core CPU
+that is ~20x faster than ``torch.multinomial`` or the Gumbel-max trick, whose cost is dominated
+by drawing one random number per *token* rather than per row (see docs/performance.md).
 """
 
 import numpy as np
@@ -38,6 +39,14 @@ class DecodingPlan:
         prefix = [int(s) for s in prefix_slots]
         taken = set(prefix)
         return prefix + [s for s in range(self.n_slots) if s not in taken]
+
+
+def draw(logits, generator):
+    """One categorical draw per row of ``logits`` (masked entries may be ``-inf``)."""
+    cdf = torch.softmax(logits, dim=-1).cumsum_(dim=-1)
+    u = torch.rand(len(cdf), 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    # right=True skips zero-probability tokens; u < total keeps the draw inside the legal range.
+    return torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=cdf.shape[1] - 1)
 
 
 @torch.no_grad()
@@ -81,8 +90,7 @@ def sample_tokens(model, plan, n_rows, prefix_slots=(), prefix_tokens=None, temp
                     limit = bound_digits[bin_slot][:, j]
                     over = torch.arange(size, device=device)[None, :] > limit[:, None]
                     logits = logits.masked_fill(over & tight[bin_slot][:, None], float('-inf'))
-                noise = torch.empty_like(logits).exponential_(generator=generator)
-                token = (logits - noise.log()).argmax(dim=-1)
+                token = draw(logits, generator)
                 if slot in plan.bounds:
                     widths, base, n_offset = plan.bounds[slot]
                     bound = widths[token] - 1

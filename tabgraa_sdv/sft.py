@@ -44,25 +44,27 @@ def default_epochs(n_rows):
     return int(np.clip(math.ceil(600_000 / max(n_rows, 1)), 10, 300))
 
 
-def train_sft(model, tokens, layout, slot_column, slot_position, *, epochs=None, batch_size=512,
-              learning_rate=3e-3, weight_decay=0.01, validation_fraction=0.1, patience=4,
+def split_rows(n_rows, validation_fraction, seed):
+    """Seeded train/validation split of row indices (no validation rows under 20 rows)."""
+    index = np.random.default_rng(seed).permutation(n_rows)
+    n_val = int(round(n_rows * validation_fraction)) if n_rows >= 20 else 0
+    return index[n_val:], index[:n_val]
+
+
+def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
+              epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=0.01, patience=4,
               permutation_rate=0.5, seed=0, device='cpu', verbose=False):
-    """Train ``model`` in place on ``tokens`` (``[rows, slots]`` global ids, canonical order).
+    """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
 
     Returns a list of dicts, one per epoch: ``epoch``, ``train_loss``, ``val_loss`` (mean
-    negative log-likelihood per token). With a validation split the best epoch's weights are
+    negative log-likelihood per token). With validation rows the best epoch's weights are
     restored at the end and training stops after ``patience`` epochs without improvement.
     """
     generator = torch.Generator(device=device).manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    n_rows = len(tokens)
-    index = rng.permutation(n_rows)
-    n_val = int(round(n_rows * validation_fraction)) if n_rows >= 20 else 0
-    val_index, train_index = index[:n_val], index[n_val:]
-    data = torch.as_tensor(tokens, dtype=torch.long, device=device)
-    train_data = data[train_index]
-    val_data = data[val_index]
-    val_orders = slot_orders(len(val_data), slot_column, slot_position, permutation_rate,
+    train_data = torch.as_tensor(train_tokens, dtype=torch.long, device=device)
+    val_data = torch.as_tensor(val_tokens, dtype=torch.long, device=device)
+    n_val = len(val_data)
+    val_orders = slot_orders(n_val, slot_column, slot_position, permutation_rate,
                              generator, device) if n_val else None
 
     max_epochs = epochs if epochs is not None else default_epochs(len(train_data))

@@ -13,7 +13,9 @@ from rdt.transformers import FloatFormatter, UnixTimestampEncoder
 from sdv.errors import NotFittedError
 from sdv.single_table.base import BaseSingleTableSynthesizer
 
+from tabgraa_sdv.alignment import ADAPTERS, OBJECTIVES
 from tabgraa_sdv.model import TabularLM, resolve_device
+from tabgraa_sdv.rewards import REWARDS
 
 BACKBONES = ('compact',)
 # SDV groups transformed conditions with pandas' default dropna=True, which would silently drop a
@@ -58,7 +60,21 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         permutation_rate (float): share of training rows in a random column order (the rest in
             the table's order, which unconditional sampling uses). Defaults to 0.5.
         temperature (float): sampling temperature. Defaults to 1.0.
-        rounds (int): TabGRAA alignment rounds after SFT. Only 0 (SFT only) for now.
+        rounds (int): most TabGRAA alignment rounds after SFT; 0 is SFT only. The round with
+            the best held-out detection AUC is kept (round 0, the SFT model, included) and
+            rounds stop after ``patience`` rounds without improvement. Defaults to 3.
+        objective (str): 'tabgraa' (group-relative, the default), 'dpo', 'kto', 'npo', or
+            'sft_more' (the same number of steps of supervised training on the real rows).
+        reward (str or callable): 'classifier' (the paper's), 'realism', 'logodds', 'dcr', or
+            ``reward(real_df, synthetic_df) -> array`` of one finite float per synthetic row.
+        pool_size (int): rows generated and scored per round. Defaults to 8192.
+        group_size (int): (high, low) pairs per alignment step. Defaults to 64.
+        beta (float): strength of the implicit KL penalty to the SFT model. Defaults to 1.0.
+        alignment_learning_rate (float): AdamW learning rate of the alignment steps.
+        quantile (float): share of the pool in each of the high and low groups, in (0, 0.5].
+        adapter (str): 'lora' (peft LoRA adapters; the reference is the same weights with the
+            adapters disabled) or 'full' (all weights, against a frozen copy).
+        patience (int): rounds without a better detection AUC before stopping.
         verbose (bool): progress bars. Defaults to False.
         device (str or None): 'cpu', 'cuda', 'mps', or None for the best available.
         seed (int or None): seed of initialisation, data order and the validation split.
@@ -70,7 +86,9 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  backbone='compact', model_config=None, permutation_rate=0.5, temperature=1.0,
-                 rounds=0, verbose=False, device=None, seed=0):
+                 rounds=0, objective='tabgraa', reward='classifier', pool_size=8192,
+                 group_size=64, beta=1.0, alignment_learning_rate=1e-4, quantile=0.5,
+                 adapter='lora', patience=2, verbose=False, device=None, seed=0):
         _check_positive_int('epochs', epochs, allow_none=True)
         _check_positive_int('batch_size', batch_size)
         if not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
@@ -91,10 +109,31 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         _check_fraction('permutation_rate', permutation_rate)
         if not isinstance(temperature, numbers.Real) or not temperature > 0:
             raise ValueError(f'temperature must be a positive number, got {temperature!r}.')
-        if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds != 0:
+        if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 0:
+            raise ValueError(f'rounds must be a non-negative integer, got {rounds!r}.')
+        if objective not in OBJECTIVES:
+            raise ValueError(f'objective must be one of {OBJECTIVES}, got {objective!r}.')
+        if not callable(reward) and reward not in REWARDS:
             raise ValueError(
-                f'rounds must be 0 (SFT only) for now, got {rounds!r}: TabGRAA alignment rounds '
-                'are not implemented yet.'
+                f'reward must be one of {REWARDS} or a callable reward(real_df, synthetic_df), '
+                f'got {reward!r}.'
+            )
+        _check_positive_int('pool_size', pool_size)
+        _check_positive_int('group_size', group_size)
+        _check_positive_int('patience', patience)
+        for name, value in (('beta', beta), ('alignment_learning_rate', alignment_learning_rate)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+                raise ValueError(f'{name} must be a positive number, got {value!r}.')
+        if isinstance(quantile, bool) or not isinstance(quantile, numbers.Real) or not (
+                0 < quantile <= 0.5):
+            raise ValueError(f'quantile must be a number in (0, 0.5], got {quantile!r}.')
+        if adapter not in ADAPTERS:
+            raise ValueError(f'adapter must be one of {ADAPTERS}, got {adapter!r}.')
+        if rounds and 2 * group_size > pool_size * quantile * 2:
+            raise ValueError(
+                f'group_size ({group_size}) needs at least {group_size} rows in each of the high '
+                f'and low groups, but pool_size * quantile is {pool_size * quantile:g}; raise '
+                'pool_size or lower group_size.'
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise ValueError(f'seed must be an integer or None, got {seed!r}.')
@@ -109,6 +148,15 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.permutation_rate = permutation_rate
         self.temperature = temperature
         self.rounds = rounds
+        self.objective = objective
+        self.reward = reward
+        self.pool_size = pool_size
+        self.group_size = group_size
+        self.beta = beta
+        self.alignment_learning_rate = alignment_learning_rate
+        self.quantile = quantile
+        self.adapter = adapter
+        self.patience = patience
         self.verbose = verbose
         self.device = device
         self.seed = seed
@@ -149,7 +197,27 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             permutation_rate=self.permutation_rate, model_config=self.model_config,
             device=self.device, seed=seed, verbose=self.verbose,
         )
-        self._model.fit(processed_data)
+        alignment = None
+        if self.rounds:
+            alignment = {
+                'rounds': self.rounds, 'objective': self.objective, 'pool_size': self.pool_size,
+                'group_size': self.group_size, 'beta': self.beta,
+                'learning_rate': self.alignment_learning_rate, 'quantile': self.quantile,
+                'adapter': self.adapter, 'patience': self.patience,
+                'reward': self.reward if isinstance(self.reward, str) else 'callable',
+                'user_reward': self._user_reward() if callable(self.reward) else None,
+            }
+        self._model.fit(processed_data, alignment=alignment)
+
+    def _user_reward(self):
+        """The user's reward sees rows as the user knows them (reverse-transformed)."""
+        reverse = self._data_processor.reverse_transform
+        user_reward = self.reward
+
+        def reward(real_processed, synthetic_processed):
+            return user_reward(reverse(real_processed), reverse(synthetic_processed))
+
+        return reward
 
     def _sample(self, num_rows, conditions=None):
         condition_frame = None
@@ -208,3 +276,35 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         return self._model.loss_values.rename(columns={
             'epoch': 'Epoch', 'train_loss': 'Train Loss', 'val_loss': 'Validation Loss'
         })
+
+    def get_alignment_history(self):
+        """One row per alignment round (round 0 = the SFT model): ``round``, ``reward_mean``,
+        ``reward_high_mean``, ``reward_low_mean``, ``loss``, ``detection_auc`` (held-out real rows
+        vs the round's pool; 0.5 is ideal), ``dcr_share``, ``distinct_share``, ``mean_entropy``
+        and ``kept`` (the round whose weights the synthesizer holds)."""
+        if not self._fitted or self._model is None:
+            raise NotFittedError('No alignment history yet. Please fit your synthesizer first.')
+        columns = ['round', 'reward_mean', 'reward_high_mean', 'reward_low_mean', 'loss',
+                   'detection_auc', 'dcr_share', 'distinct_share', 'mean_entropy', 'kept']
+        return pd.DataFrame(self._model.alignment_history, columns=columns)
+
+    def plot_alignment_history(self):
+        """Matplotlib figure: mean reward (all, high, low groups) and detection AUC per round."""
+        import matplotlib.pyplot as plt
+
+        history = self.get_alignment_history()
+        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+        for column, label in (('reward_mean', 'pool'), ('reward_high_mean', 'high group'),
+                              ('reward_low_mean', 'low group')):
+            left.plot(history['round'], history[column], marker='o', label=label)
+        left.set(xlabel='round', ylabel='reward', title='Reward of the scored pool')
+        left.legend()
+        right.plot(history['round'], history['detection_auc'], marker='o')
+        kept = history[history['kept']]
+        right.scatter(kept['round'], kept['detection_auc'], s=120, facecolors='none',
+                      edgecolors='red', label='kept')
+        right.axhline(0.5, color='grey', linestyle=':')
+        right.set(xlabel='round', ylabel='AUC', title='Held-out detection AUC (0.5 ideal)')
+        right.legend()
+        figure.tight_layout()
+        return figure

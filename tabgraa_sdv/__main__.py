@@ -1,0 +1,5 @@
+import sys
+
+from tabgraa_sdv.cli import main
+
+sys.exit(main())

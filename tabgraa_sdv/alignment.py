@@ -1,0 +1,331 @@
+"""TabGRAA: generate -> score -> partition -> align, on the model's own samples only.
+
+Each round draws a fresh pool of rows from the current policy, scores it with a reward (see
+``rewards.py``), splits it by rank into a high group G+ and a low group G-, pairs them in rank
+order, shuffles the pairs, cuts them into groups of ``group_size`` pairs, and takes one optimizer
+step per group. With ``rho(x) = log pi_theta(x) - log pi_ref(x)`` (sums over the row's tokens):
+
+    tabgraa   L = -log sigmoid(beta * (mean_{G+} rho - mean_{G-} rho))     mean inside the sigmoid
+    dpo       L = mean_pairs -log sigmoid(beta * (rho(x+) - rho(x-)))
+    kto       L = mean_{G+} [1 - sigmoid(beta (rho - z))] + mean_{G-} [1 - sigmoid(beta (z - rho))],
+              z = max(0, mean rho) detached (the KL reference point)
+    npo       L = mean_{G-} -(2 / beta) log sigmoid(-beta * rho)           low group only
+
+The reference pi_ref is the SFT model: the same weights with the LoRA adapters disabled (or a
+frozen copy when ``adapter='full'``). No real row enters these losses: the aligner is handed a
+``Scorer`` that keeps the real rows' features to itself and only returns rewards and metrics.
+
+Every round the policy is scored against real rows the reward classifier never saw (held-out
+detection AUC); the best round (round 0 = SFT included) is kept, training stops after
+``patience`` rounds without improvement, and a round whose pool lost diversity (distinct rows,
+per-column entropy) is never kept.
+"""
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from tqdm.auto import tqdm
+
+from tabgraa_sdv import rewards as R
+
+OBJECTIVES = ('tabgraa', 'dpo', 'kto', 'npo', 'sft_more')
+ADAPTERS = ('lora', 'full')
+
+
+# ------------------------------------------------------------------------------------ losses
+def tabgraa_loss(rho_high, rho_low, beta):
+    """``[groups, B]`` each; group means inside the sigmoid (group-relative advantage)."""
+    return -F.logsigmoid(beta * (rho_high.mean(-1) - rho_low.mean(-1))).mean()
+
+
+def dpo_loss(rho_high, rho_low, beta):
+    return -F.logsigmoid(beta * (rho_high - rho_low)).mean()
+
+
+def kto_loss(rho_high, rho_low, beta):
+    z = torch.cat([rho_high, rho_low]).mean().clamp(min=0).detach()
+    desirable = 1 - torch.sigmoid(beta * (rho_high - z))
+    undesirable = 1 - torch.sigmoid(beta * (z - rho_low))
+    return desirable.mean() + undesirable.mean()
+
+
+def npo_loss(rho_high, rho_low, beta):
+    del rho_high  # NPO only pushes down the low group
+    return (-(2.0 / beta) * F.logsigmoid(-beta * rho_low)).mean()
+
+
+LOSSES = {'tabgraa': tabgraa_loss, 'dpo': dpo_loss, 'kto': kto_loss, 'npo': npo_loss}
+
+
+# ---------------------------------------------------------------------------------- partition
+def partition(rewards, quantile, group_size, rng):
+    """Indices ``[groups, B]`` of the high and low rows.
+
+    Rows are ranked by reward; the top ``quantile`` share is G+, the bottom ``quantile`` share
+    G-. The i-th best of G+ is paired with the i-th best of G-, the pairs are shuffled and cut
+    into groups of ``group_size`` (a last, smaller group is dropped).
+    """
+    ranked = np.argsort(-np.asarray(rewards), kind='stable')
+    n_side = int(len(ranked) * quantile)
+    high, low = ranked[:n_side], ranked[len(ranked) - n_side:]
+    shuffle = rng.permutation(n_side)
+    n_groups = n_side // group_size
+    if n_groups == 0:
+        raise ValueError(
+            f'pool_size * quantile ({n_side} rows per side) is smaller than group_size '
+            f'({group_size}); raise pool_size or lower group_size.'
+        )
+    keep = shuffle[:n_groups * group_size]
+    return high[keep].reshape(n_groups, group_size), low[keep].reshape(n_groups, group_size)
+
+
+# ------------------------------------------------------------------------------------ scoring
+class Scorer:
+    """Holds the real rows' *features* (never their tokens) and scores synthetic token rows.
+
+    ``real_tokens`` train the reward classifier; ``holdout_tokens`` (rows the classifier never
+    sees) give the detection AUC used to pick the best round.
+    """
+
+    def __init__(self, codec, real_tokens, holdout_tokens, reward='classifier', seed=0,
+                 user_reward=None, decode=None):
+        self.features = R.TokenFeatures(codec)
+        self.real_X = self.features.transform(real_tokens)
+        self.holdout_X = self.features.transform(holdout_tokens)
+        self.reward_name = reward if isinstance(reward, str) else 'callable'
+        self.user_reward = user_reward
+        self.decode = decode
+        self._real_frame = decode(real_tokens) if user_reward is not None else None
+        self.seed = seed
+        self._onehot_real = None
+
+    def reward(self, fresh_tokens, previous_tokens):
+        fresh_X = self.features.transform(fresh_tokens)
+        if self.reward_name == 'callable':
+            values = self.user_reward(self._real_frame, self.decode(fresh_tokens))
+            return R.validate_reward_values(values, len(fresh_tokens))
+        if self.reward_name == 'dcr':
+            return R.dcr_reward(self.distance_to_real(fresh_X))
+        classifier = R.two_sample_classifier(
+            self.real_X, self.features.transform(previous_tokens), self.features.categorical,
+            self.seed,
+        )
+        p_real = classifier.predict_proba(fresh_X)[:, 1]
+        return {'classifier': R.classifier_reward, 'realism': R.realism_reward,
+                'logodds': R.logodds_reward}[self.reward_name](p_real)
+
+    def distance_to_real(self, X):
+        if self._onehot_real is None:
+            self._onehot_real = self.features.scaled_onehot(self.real_X, self.real_X)
+        return R.distance_to_closest(self._onehot_real, self.features.scaled_onehot(X, self.real_X))
+
+    def detection_auc(self, tokens):
+        """Cross-validated AUC of a classifier separating held-out real rows from ``tokens``."""
+        X_syn = self.features.transform(tokens)
+        n = min(len(self.holdout_X), len(X_syn))
+        rng = np.random.default_rng(self.seed)
+        X = np.concatenate([self.holdout_X[rng.choice(len(self.holdout_X), n, replace=False)],
+                            X_syn[rng.choice(len(X_syn), n, replace=False)]])
+        y = np.concatenate([np.ones(n), np.zeros(n)])
+        cat = self.features.categorical
+        classifier = HistGradientBoostingClassifier(
+            categorical_features=cat if cat.any() else None, max_iter=100, random_state=self.seed)
+        folds = StratifiedKFold(3, shuffle=True, random_state=self.seed)
+        p = cross_val_predict(classifier, X, y, cv=folds, method='predict_proba')[:, 1]
+        return float(roc_auc_score(y, p))
+
+    def dcr_share(self, tokens):
+        """Share of rows closer to a training row than to a held-out row (0.5 is ideal)."""
+        X = self.features.transform(tokens)
+        n = min(len(self.holdout_X), len(self.real_X))
+        rng = np.random.default_rng(self.seed)
+        train = self.features.scaled_onehot(self.real_X[rng.choice(len(self.real_X), n, replace=False)], self.real_X)
+        hold = self.features.scaled_onehot(self.holdout_X[:n], self.real_X)
+        query = self.features.scaled_onehot(X, self.real_X)
+        d_train = R.distance_to_closest(train, query)
+        d_hold = R.distance_to_closest(hold, query)
+        return float(np.mean(d_train < d_hold) + 0.5 * np.mean(d_train == d_hold))
+
+
+def diversity(tokens):
+    """Share of distinct rows and mean per-column entropy (nats) of a token pool."""
+    tokens = np.asarray(tokens)
+    distinct = len(np.unique(tokens, axis=0)) / len(tokens)
+    entropies = []
+    for column in tokens.T:
+        _, counts = np.unique(column, return_counts=True)
+        p = counts / counts.sum()
+        entropies.append(float(-(p * np.log(p)).sum()))
+    return distinct, float(np.mean(entropies))
+
+
+# ---------------------------------------------------------------------------------- the loop
+class Aligner:
+    """Runs the rounds on a :class:`tabgraa_sdv.model.TabularLM` after its SFT.
+
+    Args:
+        lm: the fitted TabularLM (policy; its weights are adapted in place).
+        scorer: a :class:`Scorer`.
+        sft_tokens: callable returning real training tokens, only for ``objective='sft_more'``
+            (supervised baseline); ``None`` otherwise, so the aligner cannot see real rows.
+    """
+
+    def __init__(self, lm, scorer, *, rounds, objective='tabgraa', pool_size=8192,
+                 group_size=64, beta=1.0, learning_rate=1e-4, quantile=0.5, adapter='lora',
+                 lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None):
+        self.lm, self.scorer = lm, scorer
+        self.rounds, self.objective = rounds, objective
+        self.pool_size, self.group_size, self.beta = pool_size, group_size, beta
+        self.learning_rate, self.quantile, self.adapter = learning_rate, quantile, adapter
+        self.lora_rank, self.patience, self.seed, self.verbose = lora_rank, patience, seed, verbose
+        self.sft_tokens = sft_tokens
+        self.history = []
+        self.loss_inputs = []  # token batches the LM loss saw (kept only when record=True)
+        self.record = False
+
+    # -- model plumbing
+    def _wrap(self):
+        model = self.lm.model
+        if self.adapter == 'lora':
+            from peft import LoraConfig, get_peft_model
+
+            config = LoraConfig(r=self.lora_rank, lora_alpha=2 * self.lora_rank,
+                                target_modules=['c_attn', 'c_proj', 'c_fc'],
+                                fan_in_fan_out=True, lora_dropout=0.0, bias='none')
+            self.policy = get_peft_model(model, config)
+            self.reference = None
+        else:
+            self.policy = model
+            self.reference = copy.deepcopy(model).eval()
+            for p in self.reference.parameters():
+                p.requires_grad_(False)
+        self.lm.model = self.policy
+
+    def _unwrap(self):
+        if self.adapter == 'lora':
+            self.lm.model = self.policy.merge_and_unload()
+        self.lm.model.eval()
+
+    def _trainable_state(self):
+        return {k: v.detach().clone() for k, v in self.policy.state_dict().items()
+                if self.adapter == 'full' or 'lora_' in k}
+
+    def _reference_log_probs(self, tokens):
+        if self.adapter == 'lora':
+            with self.policy.disable_adapter():
+                return self._log_probs(tokens, grad=False)
+        return self._log_probs(tokens, grad=False, model=self.reference)
+
+    def _log_probs(self, tokens, grad=True, model=None, batch_size=4096):
+        from tabgraa_sdv.backbone import slot_log_probs
+        from tabgraa_sdv.sft import slot_orders
+
+        model = self.policy if model is None else model
+        tokens = torch.as_tensor(tokens, device=self.lm.device)
+        order = slot_orders(len(tokens), self.lm.codec.slot_column, self.lm.codec.slot_position,
+                            0.0, None, self.lm.device)
+        if grad:
+            return slot_log_probs(model, tokens, order, self.lm.layout).sum(1)
+        with torch.no_grad():
+            return torch.cat([slot_log_probs(model, tokens[i:i + batch_size],
+                                             order[i:i + batch_size], self.lm.layout).sum(1)
+                              for i in range(0, len(tokens), batch_size)])
+
+    def _pool(self):
+        return self.lm.sample_token_rows(self.pool_size)
+
+    # -- one round of alignment
+    def _align_round(self, pool, rewards, optimizer, rng):
+        high, low = partition(rewards, self.quantile, self.group_size, rng)
+        if self.record:
+            self.loss_inputs.append(pool[np.concatenate([high.ravel(), low.ravel()])])
+        reference = self._reference_log_probs(pool)
+        loss_fn = LOSSES[self.objective]
+        self.policy.train()
+        losses = []
+        for g in range(len(high)):
+            rows = np.concatenate([high[g], low[g]])
+            rho = self._log_probs(pool[rows]) - reference[torch.as_tensor(rows)]
+            loss = loss_fn(rho[:self.group_size][None], rho[self.group_size:][None], self.beta)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+        self.policy.eval()
+        return float(np.mean(losses)), len(high)
+
+    def _sft_round(self, optimizer, n_steps, rng):
+        """sft_more: the same number of optimizer steps of plain next-token training on real
+        rows (2 * group_size rows a step), the supervised baseline with equal compute."""
+        real = self.sft_tokens()
+        self.policy.train()
+        losses = []
+        for _ in range(n_steps):
+            rows = rng.choice(len(real), 2 * self.group_size, replace=False)
+            loss = -self._log_probs(real[rows]).mean() / real.shape[1]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+        self.policy.eval()
+        return float(np.mean(losses))
+
+    def _evaluate(self, round_, pool, extra):
+        distinct, entropy = diversity(pool)
+        row = {'round': round_, 'detection_auc': self.scorer.detection_auc(pool),
+               'dcr_share': self.scorer.dcr_share(pool), 'distinct_share': distinct,
+               'mean_entropy': entropy, **extra}
+        return row
+
+    def run(self):
+        rng = np.random.default_rng(self.seed)
+        torch.manual_seed(self.seed)
+        self._wrap()
+        trainable = [p for p in self.policy.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=0.0)
+        previous = self._pool()  # round 0: the SFT model's pool, the first scorer's negatives
+        base = self._evaluate(0, previous, {})
+        best = (base['detection_auc'], 0, self._trainable_state())
+        self.history = [{**base, 'loss': math.nan, 'reward_mean': math.nan,
+                         'reward_high_mean': math.nan, 'reward_low_mean': math.nan,
+                         'kept': True}]
+        fresh = self._pool()
+        bar = tqdm(range(1, self.rounds + 1), desc='TabGRAA', unit='round', disable=not self.verbose)
+        for round_ in bar:
+            rewards = self.scorer.reward(fresh, previous)
+            ranked = np.sort(rewards)[::-1]
+            n_side = int(len(ranked) * self.quantile)
+            if self.objective == 'sft_more':
+                n_steps = n_side // self.group_size
+                loss = self._sft_round(optimizer, n_steps, rng)
+            else:
+                loss, _ = self._align_round(fresh, rewards, optimizer, rng)
+            previous, fresh = fresh, self._pool()  # the next pool comes from the updated policy
+            row = self._evaluate(round_, fresh, {
+                'loss': loss, 'reward_mean': float(np.mean(rewards)),
+                'reward_high_mean': float(ranked[:n_side].mean()),
+                'reward_low_mean': float(ranked[len(ranked) - n_side:].mean())})
+            collapsed = (row['distinct_share'] < 0.8 * base['distinct_share']
+                         or row['mean_entropy'] < 0.8 * base['mean_entropy'])
+            row['kept'] = False
+            if not collapsed and row['detection_auc'] < best[0]:
+                best = (row['detection_auc'], round_, self._trainable_state())
+                row['kept'] = True
+            self.history.append(row)
+            bar.set_postfix(auc=f"{row['detection_auc']:.3f}", best=best[1])
+            if round_ - best[1] >= self.patience:
+                break
+        bar.close()
+        self.policy.load_state_dict(best[2], strict=False)
+        for row in self.history:
+            row['kept'] = row['round'] == best[1]
+        self._unwrap()
+        return self.history

@@ -1,0 +1,134 @@
+"""Rewards for TabGRAA alignment: how real does each synthetic row look?
+
+All built-in rewards work on features read straight off the token grid (no decoding): a numeric
+column becomes its position on the column's exact grid, a categorical column its category code.
+
+* ``classifier`` (the paper's): a two-sample classifier is trained on real rows vs an *earlier*
+  synthetic pool and applied to the *fresh* pool (scorer separation: it never scores rows it was
+  trained on). ``r = 1 - |P(real|x) - 0.5|`` penalises rows that look fake and rows that look
+  like copies of training rows.
+* ``realism``: ``r = P(real|x)``.
+* ``logodds``: ``r = log P(real|x) - log P(synthetic|x)``. With balanced classes this estimates
+  ``log p_data(x) / p_model(x)``, so the KL-regularised optimum ``pi_ref(x) exp(r(x) / beta)`` is
+  ``p_data`` at ``beta = 1``.
+* ``dcr``: ``r = min(DCR, tau) / tau``: L1 distance to the closest training row on range-scaled
+  numbers and one-hot categories, capped at the pool's median ``tau``. Classifier-free; rewards
+  rows that are not near-copies.
+* a callable ``reward(real_df, synthetic_df) -> array`` of one finite float per synthetic row.
+"""
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.neighbors import NearestNeighbors
+
+from tabgraa_sdv.codec import NumericColumn
+
+REWARDS = ('classifier', 'realism', 'logodds', 'dcr')
+_EPS = 1e-4
+
+
+class TokenFeatures:
+    """Numeric features of token rows: grid positions for numbers, codes for categories."""
+
+    def __init__(self, codec):
+        self.codec = codec
+        self.categorical = np.array([not isinstance(c, NumericColumn) for c in codec.columns])
+
+    def transform(self, tokens):
+        local = np.asarray(tokens) - self.codec.slot_start[None, :]
+        columns = []
+        for c, column in enumerate(self.codec.columns):
+            codes = local[:, self.codec.column_slots[c]]
+            if isinstance(column, NumericColumn):
+                value = self._grid_value(column, codes)
+            else:
+                value = codes[:, 0].astype(np.float64)
+            columns.append(value)
+        return np.column_stack(columns) if columns else np.zeros((len(local), 0))
+
+    @staticmethod
+    def _grid_value(column, codes):
+        bins = codes[:, 0]
+        nan = bins == column.nan_token if column.has_nan else np.zeros(len(bins), bool)
+        if column.n_bins == 0:
+            return np.full(len(bins), np.nan)
+        offset = np.zeros(len(bins), np.int64)
+        for j in range(column.n_offset):
+            offset = offset * column.base + codes[:, 1 + j]
+        safe = np.where(nan, 0, bins)
+        value = (column.starts[safe] + offset).astype(np.float64)
+        value[nan] = np.nan  # HistGradientBoosting routes missing values natively
+        return value
+
+    def scaled_onehot(self, X, reference):
+        """Range-scaled numbers (missing = -1) and one-hot categories, for L1 distances."""
+        parts = []
+        for j, is_cat in enumerate(self.categorical):
+            if is_cat:
+                n_codes = len(self.codec.columns[j].values)
+                parts.append(np.eye(n_codes, dtype=np.float32)[X[:, j].astype(int)])
+            else:
+                lo, hi = np.nanmin(reference[:, j], initial=0), np.nanmax(reference[:, j], initial=1)
+                scaled = (X[:, j] - lo) / max(hi - lo, 1e-12)
+                parts.append(np.nan_to_num(scaled, nan=-1.0).astype(np.float32)[:, None])
+        return np.concatenate(parts, axis=1)
+
+
+def two_sample_classifier(real_X, synthetic_X, categorical, seed=0):
+    """P(real | x) model on balanced classes (real rows subsampled to the pool's size)."""
+    rng = np.random.default_rng(seed)
+    n = min(len(real_X), len(synthetic_X))
+    real_X = real_X[rng.choice(len(real_X), n, replace=False)]
+    synthetic_X = synthetic_X[rng.choice(len(synthetic_X), n, replace=False)]
+    X = np.concatenate([real_X, synthetic_X])
+    y = np.concatenate([np.ones(n), np.zeros(n)])
+    classifier = HistGradientBoostingClassifier(
+        categorical_features=categorical if categorical.any() else None,
+        max_iter=200, learning_rate=0.1, early_stopping=True, validation_fraction=0.1,
+        random_state=seed,
+    )
+    return classifier.fit(X, y)
+
+
+def classifier_reward(p_real):
+    return 1.0 - np.abs(p_real - 0.5)
+
+
+def realism_reward(p_real):
+    return p_real
+
+
+def logodds_reward(p_real):
+    p = np.clip(p_real, _EPS, 1 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def distance_to_closest(reference, query):
+    """L1 distance from each query row to its nearest reference row."""
+    neighbours = NearestNeighbors(n_neighbors=1, metric='manhattan').fit(reference)
+    return neighbours.kneighbors(query)[0][:, 0]
+
+
+def dcr_reward(distances):
+    tau = np.median(distances)
+    if tau <= 0:
+        return (distances > 0).astype(np.float64)
+    return np.minimum(distances, tau) / tau
+
+
+def validate_reward_values(values, n_rows):
+    """Check what a user reward returned: one finite float per synthetic row."""
+    try:
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f'The reward callable must return an array of floats, got {type(values).__name__}.'
+        ) from error
+    if len(values) != n_rows:
+        raise ValueError(
+            f'The reward callable returned {len(values)} values for {n_rows} synthetic rows; '
+            'return one value per row.'
+        )
+    if not np.isfinite(values).all():
+        raise ValueError('The reward callable returned NaN or infinite values; return finite floats.')
+    return values
