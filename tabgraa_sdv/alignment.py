@@ -126,19 +126,20 @@ class Scorer:
         return R.distance_to_closest(self._onehot_real, self.features.scaled_onehot(X, self.real_X))
 
     def detection_auc(self, tokens):
-        """Cross-validated AUC of a classifier separating held-out real rows from ``tokens``."""
+        """Cross-validated AUC of a classifier separating the held-out real rows from
+        ``tokens`` (all of both: the real rows are few, the synthetic ones cheap), and its
+        Hanley-McNeil standard error."""
         X_syn = self.features.transform(tokens)
-        n = min(len(self.holdout_X), len(X_syn))
-        rng = np.random.default_rng(self.seed)
-        X = np.concatenate([self.holdout_X[rng.choice(len(self.holdout_X), n, replace=False)],
-                            X_syn[rng.choice(len(X_syn), n, replace=False)]])
-        y = np.concatenate([np.ones(n), np.zeros(n)])
+        X = np.concatenate([self.holdout_X, X_syn])
+        y = np.concatenate([np.ones(len(self.holdout_X)), np.zeros(len(X_syn))])
         cat = self.features.categorical
         classifier = HistGradientBoostingClassifier(
-            categorical_features=cat if cat.any() else None, max_iter=100, random_state=self.seed)
+            categorical_features=cat if cat.any() else None, max_iter=100,
+            class_weight='balanced', random_state=self.seed)
         folds = StratifiedKFold(3, shuffle=True, random_state=self.seed)
         p = cross_val_predict(classifier, X, y, cv=folds, method='predict_proba')[:, 1]
-        return float(roc_auc_score(y, p))
+        auc = float(roc_auc_score(y, p))
+        return auc, auc_standard_error(auc, len(self.holdout_X), len(X_syn))
 
     def dcr_share(self, tokens):
         """Share of rows closer to a training row than to a held-out row (0.5 is ideal)."""
@@ -151,6 +152,14 @@ class Scorer:
         d_train = R.distance_to_closest(train, query)
         d_hold = R.distance_to_closest(hold, query)
         return float(np.mean(d_train < d_hold) + 0.5 * np.mean(d_train == d_hold))
+
+
+def auc_standard_error(auc, n_positive, n_negative):
+    """Hanley & McNeil (1982) standard error of an AUC."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2)
+                + (n_negative - 1) * (q2 - auc**2)) / (n_positive * n_negative)
+    return float(np.sqrt(max(variance, 0.0)))
 
 
 def diversity(tokens):
@@ -186,8 +195,10 @@ class Aligner:
         self.lora_rank, self.patience, self.seed, self.verbose = lora_rank, patience, seed, verbose
         self.sft_tokens = sft_tokens
         self.history = []
-        self.loss_inputs = []  # token batches the LM loss saw (kept only when record=True)
+        # With record=True: every pool drawn and every token batch the LM loss saw (the privacy
+        # guard test checks that the second only ever holds rows of the first).
         self.record = False
+        self.pools, self.loss_inputs = [], []
 
     # -- model plumbing
     def _wrap(self):
@@ -227,6 +238,8 @@ class Aligner:
         from tabgraa_sdv.sft import slot_orders
 
         model = self.policy if model is None else model
+        if grad and self.record:
+            self.loss_inputs.append(np.asarray(tokens).copy())
         tokens = torch.as_tensor(tokens, device=self.lm.device)
         order = slot_orders(len(tokens), self.lm.codec.slot_column, self.lm.codec.slot_position,
                             0.0, None, self.lm.device)
@@ -238,13 +251,14 @@ class Aligner:
                               for i in range(0, len(tokens), batch_size)])
 
     def _pool(self):
-        return self.lm.sample_token_rows(self.pool_size)
+        pool = self.lm.sample_token_rows(self.pool_size)
+        if self.record:
+            self.pools.append(pool)
+        return pool
 
     # -- one round of alignment
     def _align_round(self, pool, rewards, optimizer, rng):
         high, low = partition(rewards, self.quantile, self.group_size, rng)
-        if self.record:
-            self.loss_inputs.append(pool[np.concatenate([high.ravel(), low.ravel()])])
         reference = self._reference_log_probs(pool)
         loss_fn = LOSSES[self.objective]
         self.policy.train()
@@ -280,7 +294,8 @@ class Aligner:
 
     def _evaluate(self, round_, pool, extra):
         distinct, entropy = diversity(pool)
-        row = {'round': round_, 'detection_auc': self.scorer.detection_auc(pool),
+        auc, auc_se = self.scorer.detection_auc(pool)
+        row = {'round': round_, 'detection_auc': auc, 'detection_auc_se': auc_se,
                'dcr_share': self.scorer.dcr_share(pool), 'distinct_share': distinct,
                'mean_entropy': entropy, **extra}
         return row
@@ -316,7 +331,9 @@ class Aligner:
             collapsed = (row['distinct_share'] < 0.8 * base['distinct_share']
                          or row['mean_entropy'] < 0.8 * base['mean_entropy'])
             row['kept'] = False
-            if not collapsed and row['detection_auc'] < best[0]:
+            # A round replaces the best only when it is better by more than the noise of the
+            # estimate, so selection does not chase sampling noise away from the SFT model.
+            if not collapsed and row['detection_auc'] < best[0] - row['detection_auc_se']:
                 best = (row['detection_auc'], round_, self._trainable_state())
                 row['kept'] = True
             self.history.append(row)

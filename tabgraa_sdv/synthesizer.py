@@ -63,14 +63,17 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         rounds (int): most TabGRAA alignment rounds after SFT; 0 is SFT only. The round with
             the best held-out detection AUC is kept (round 0, the SFT model, included) and
             rounds stop after ``patience`` rounds without improvement. Defaults to 3.
+            (See docs/alignment.md for the measurements behind the alignment defaults.)
         objective (str): 'tabgraa' (group-relative, the default), 'dpo', 'kto', 'npo', or
             'sft_more' (the same number of steps of supervised training on the real rows).
-        reward (str or callable): 'classifier' (the paper's), 'realism', 'logodds', 'dcr', or
-            ``reward(real_df, synthetic_df) -> array`` of one finite float per synthetic row.
+        reward (str or callable): 'logodds' (the default: log P(real|x) / P(synthetic|x), an
+            estimate of log p_data / p_model), 'classifier' (the paper's 1 - |P(real|x) - 0.5|),
+            'realism', 'dcr', or ``reward(real_df, synthetic_df) -> array`` of one finite float
+            per synthetic row.
         pool_size (int): rows generated and scored per round. Defaults to 8192.
         group_size (int): (high, low) pairs per alignment step. Defaults to 64.
         beta (float): strength of the implicit KL penalty to the SFT model. Defaults to 1.0.
-        alignment_learning_rate (float): AdamW learning rate of the alignment steps.
+        alignment_learning_rate (float): AdamW learning rate of the alignment steps (2e-5).
         quantile (float): share of the pool in each of the high and low groups, in (0, 0.5].
         adapter (str): 'lora' (peft LoRA adapters; the reference is the same weights with the
             adapters disabled) or 'full' (all weights, against a frozen copy).
@@ -86,8 +89,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  backbone='compact', model_config=None, permutation_rate=0.5, temperature=1.0,
-                 rounds=0, objective='tabgraa', reward='classifier', pool_size=8192,
-                 group_size=64, beta=1.0, alignment_learning_rate=1e-4, quantile=0.5,
+                 rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
+                 group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
         _check_positive_int('epochs', epochs, allow_none=True)
         _check_positive_int('batch_size', batch_size)
@@ -280,12 +283,13 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
     def get_alignment_history(self):
         """One row per alignment round (round 0 = the SFT model): ``round``, ``reward_mean``,
         ``reward_high_mean``, ``reward_low_mean``, ``loss``, ``detection_auc`` (held-out real rows
-        vs the round's pool; 0.5 is ideal), ``dcr_share``, ``distinct_share``, ``mean_entropy``
+        vs the round's pool; 0.5 is ideal) and its standard error, ``dcr_share``, ``distinct_share``, ``mean_entropy``
         and ``kept`` (the round whose weights the synthesizer holds)."""
         if not self._fitted or self._model is None:
             raise NotFittedError('No alignment history yet. Please fit your synthesizer first.')
         columns = ['round', 'reward_mean', 'reward_high_mean', 'reward_low_mean', 'loss',
-                   'detection_auc', 'dcr_share', 'distinct_share', 'mean_entropy', 'kept']
+                   'detection_auc', 'detection_auc_se', 'dcr_share', 'distinct_share',
+                   'mean_entropy', 'kept']
         return pd.DataFrame(self._model.alignment_history, columns=columns)
 
     def plot_alignment_history(self):

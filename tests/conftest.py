@@ -23,7 +23,7 @@ torch.set_num_threads(1)  # tiny models: threads only add overhead, and the CPU 
 def tiny_kwargs(**overrides):
     """Synthesizer arguments for a tiny, seeded fit (a fresh dict each call)."""
     kwargs = {'epochs': 2, 'batch_size': 128, 'model_config': dict(TINY_MODEL), 'seed': 0,
-              'device': 'cpu'}
+              'device': 'cpu', 'rounds': 0}
     kwargs.update(overrides)
     return kwargs
 
