@@ -113,8 +113,8 @@ class Scorer:
         if self.reward_name == 'dcr':
             return R.dcr_reward(self.distance_to_real(fresh_X))
         classifier = R.two_sample_classifier(
-            self.real_X, self.features.transform(previous_tokens), self.features.categorical,
-            self.seed,
+            self.real_X, self.features.transform(previous_tokens),
+            self.features.classifier_categorical, self.seed,
         )
         p_real = classifier.predict_proba(fresh_X)[:, 1]
         return {'classifier': R.classifier_reward, 'realism': R.realism_reward,
@@ -132,7 +132,7 @@ class Scorer:
         X_syn = self.features.transform(tokens)
         X = np.concatenate([self.holdout_X, X_syn])
         y = np.concatenate([np.ones(len(self.holdout_X)), np.zeros(len(X_syn))])
-        cat = self.features.categorical
+        cat = self.features.classifier_categorical
         classifier = HistGradientBoostingClassifier(
             categorical_features=cat if cat.any() else None, max_iter=100,
             class_weight='balanced', random_state=self.seed)
@@ -216,11 +216,17 @@ class Aligner:
             self.reference = copy.deepcopy(model).eval()
             for p in self.reference.parameters():
                 p.requires_grad_(False)
+        # get_peft_model returns a wrapper flagged as training; sampling restores that flag on
+        # every submodule, which would turn dropout on for the reference's log-probs.
+        self.policy.eval()
         self.lm.model = self.policy
 
     def _unwrap(self):
         if self.adapter == 'lora':
             self.lm.model = self.policy.merge_and_unload()
+            # peft froze the base weights; give back a model as SFT left it (all trainable).
+            for parameter in self.lm.model.parameters():
+                parameter.requires_grad_(True)
         self.lm.model.eval()
 
     def _trainable_state(self):
@@ -261,7 +267,9 @@ class Aligner:
         high, low = partition(rewards, self.quantile, self.group_size, rng)
         reference = self._reference_log_probs(pool)
         loss_fn = LOSSES[self.objective]
-        self.policy.train()
+        # The policy stays in eval mode (no dropout), as the reference was scored: with dropout
+        # on one side only, rho would be noise even before the first update.
+        self.policy.eval()
         losses = []
         for g in range(len(high)):
             rows = np.concatenate([high[g], low[g]])

@@ -25,6 +25,7 @@ from tabgraa_sdv.codec import NumericColumn
 
 REWARDS = ('classifier', 'realism', 'logodds', 'dcr')
 _EPS = 1e-4
+_MAX_CATEGORIES = 255  # HistGradientBoosting's limit on a categorical feature's cardinality
 
 
 class TokenFeatures:
@@ -33,6 +34,11 @@ class TokenFeatures:
     def __init__(self, codec):
         self.codec = codec
         self.categorical = np.array([not isinstance(c, NumericColumn) for c in codec.columns])
+        # Categorical columns the classifiers treat as such; a wider one goes in as its code.
+        self.classifier_categorical = np.array([
+            is_cat and len(c.values) <= _MAX_CATEGORIES
+            for is_cat, c in zip(self.categorical, codec.columns)
+        ], dtype=bool)
 
     def transform(self, tokens):
         local = np.asarray(tokens) - self.codec.slot_start[None, :]

@@ -1,0 +1,200 @@
+"""Rewards (rewards.py): the reward transforms of P(real|x), DCR, token features, the two-sample
+classifier and the check of a user reward's output."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from tabgraa_sdv import rewards as R
+from tabgraa_sdv.codec import CategoricalColumn, ColumnarCodec, NumericColumn
+
+P = np.linspace(0.0, 1.0, 101)
+
+
+# ------------------------------------------------------------------- transforms of P(real|x)
+def test_classifier_reward_is_in_half_one_and_peaks_at_one_half():
+    r = R.classifier_reward(P)
+    assert r.min() >= 0.5 and r.max() <= 1.0
+    assert r[np.argmax(r)] == pytest.approx(1.0)
+    assert P[np.argmax(r)] == pytest.approx(0.5)
+    # Symmetric: a row that looks fake and a row that looks like a copy are penalised alike.
+    np.testing.assert_allclose(r, r[::-1])
+    assert R.classifier_reward(np.array([0.0, 1.0])).tolist() == [0.5, 0.5]
+    # Strictly increasing up to 0.5, strictly decreasing after it.
+    assert (np.diff(r[:51]) > 0).all() and (np.diff(r[50:]) < 0).all()
+
+
+def test_realism_reward_is_p_real():
+    np.testing.assert_array_equal(R.realism_reward(P), P)
+
+
+def test_logodds_reward_is_finite_clipped_monotone_and_zero_at_one_half():
+    r = R.logodds_reward(P)
+    assert np.isfinite(r).all()
+    assert (np.diff(r) > 0).all()
+    assert R.logodds_reward(np.array([0.5]))[0] == pytest.approx(0.0, abs=1e-12)
+    # Clipped at eps = 1e-4: the ends are +-log((1 - eps) / eps), antisymmetric.
+    bound = np.log((1 - 1e-4) / 1e-4)
+    assert r[0] == pytest.approx(-bound) and r[-1] == pytest.approx(bound)
+    assert R.logodds_reward(np.array([0.8]))[0] == pytest.approx(np.log(4.0))
+
+
+# ------------------------------------------------------------------------------------ DCR
+def test_distance_to_closest_on_a_hand_made_example():
+    reference = np.array([[0.0, 0.0], [10.0, 10.0], [4.0, -1.0]])
+    query = np.array([[1.0, 2.0], [9.0, 9.0], [0.0, 0.0], [4.0, 1.0], [6.0, 6.0]])
+    # L1: (1,2)->(0,0)=3; (9,9)->(10,10)=2; copy=0; (4,1)->(4,-1)=2; (6,6)->(10,10)=8 vs
+    # (4,-1)=9 vs (0,0)=12.
+    np.testing.assert_allclose(R.distance_to_closest(reference, query), [3, 2, 0, 2, 8])
+
+
+def test_dcr_reward_zero_for_copies_one_from_the_median_on():
+    distances = np.array([0.0, 1.0, 2.0, 3.0, 4.0])  # median 2
+    r = R.dcr_reward(distances)
+    np.testing.assert_allclose(r, [0.0, 0.5, 1.0, 1.0, 1.0])
+    assert r.min() >= 0 and r.max() <= 1
+
+
+def test_dcr_reward_when_most_rows_are_copies():
+    r = R.dcr_reward(np.array([0.0, 0.0, 0.0, 0.5, 7.0]))  # median 0: copies 0, others 1
+    np.testing.assert_array_equal(r, [0.0, 0.0, 0.0, 1.0, 1.0])
+
+
+def test_dcr_reward_of_random_distances_is_in_unit_interval():
+    rng = np.random.default_rng(0)
+    r = R.dcr_reward(rng.exponential(1.0, 1000))
+    assert r.min() >= 0 and r.max() <= 1
+    assert np.mean(r == 1.0) == pytest.approx(0.5, abs=0.01)  # at/after the median
+
+
+# ------------------------------------------------------------------------- token features
+@pytest.fixture(scope='module')
+def feature_frame():
+    rng = np.random.default_rng(3)
+    n = 400
+    wide = np.round(rng.lognormal(4.0, 2.0, n), 2)
+    return pd.DataFrame({
+        'small': rng.integers(0, 20, n),  # one token per grid point
+        'wide': np.where(rng.random(n) < 0.15, np.nan, wide),  # bins + offset digits, NaN
+        'color': rng.choice(np.array(['red', 'green', 'blue', None], dtype=object), n),
+    })
+
+
+@pytest.fixture(scope='module')
+def feature_codec(feature_frame):
+    return ColumnarCodec(max_base=7).fit(feature_frame)
+
+
+def test_feature_codec_has_offset_digits(feature_codec):
+    """Guard: the 'wide' column really goes through bins and offsets."""
+    wide = feature_codec.columns[1]
+    assert isinstance(wide, NumericColumn) and wide.n_offset >= 1 and wide.has_nan
+
+
+def test_token_features_give_grid_positions_nan_and_codes(feature_codec, feature_frame):
+    features = R.TokenFeatures(feature_codec)
+    X = features.transform(feature_codec.encode(feature_frame))
+    assert X.shape == (len(feature_frame), 3)
+    assert features.categorical.tolist() == [False, False, True]
+    for j, name in enumerate(feature_frame.columns):
+        column, values = feature_codec.columns[j], feature_frame[name]
+        if isinstance(column, NumericColumn):
+            nan = values.isna().to_numpy()
+            np.testing.assert_array_equal(np.isnan(X[:, j]), nan)  # missing -> NaN
+            # exactly the column's grid position, so the order of the values is kept
+            np.testing.assert_array_equal(X[~nan, j], column.to_grid(values[~nan]))
+            order = np.argsort(values[~nan].to_numpy(), kind='stable')
+            assert (np.diff(X[~nan, j][order]) >= 0).all()
+            distinct = np.unique(values[~nan])
+            grid = column.to_grid(pd.Series(distinct))
+            assert (np.diff(grid) > 0).all()  # distinct values -> distinct, ordered positions
+        else:
+            assert isinstance(column, CategoricalColumn)
+            np.testing.assert_array_equal(X[:, j], column.encode(values)[:, 0])
+
+
+def test_scaled_onehot_ranges_and_missing(feature_codec, feature_frame):
+    features = R.TokenFeatures(feature_codec)
+    X = features.transform(feature_codec.encode(feature_frame))
+    Z = features.scaled_onehot(X, X)
+    n_colors = len(feature_codec.columns[2].values)
+    assert Z.shape == (len(X), 2 + n_colors)
+    assert Z[:, 0].min() == 0 and Z[:, 0].max() == 1
+    nan = np.isnan(X[:, 1])
+    assert (Z[nan, 1] == -1).all() and Z[~nan, 1].min() >= 0 and Z[~nan, 1].max() <= 1
+    np.testing.assert_array_equal(Z[:, 2:].sum(1), 1)
+
+
+def test_wide_categorical_is_not_passed_to_the_classifier_as_categorical():
+    """HistGradientBoosting refuses categorical features of more than 255 categories; such a
+    column reaches the classifiers as an ordinal code."""
+    frame = pd.DataFrame({'x': np.arange(400) % 7, 'city': [f'c{i:03d}' for i in range(400)]})
+    features = R.TokenFeatures(ColumnarCodec().fit(frame))
+    assert features.categorical.tolist() == [False, True]
+    assert features.classifier_categorical.tolist() == [False, False]
+
+
+# ---------------------------------------------------------------- two-sample classifier
+def _fresh_auc(classifier, real, synthetic):
+    X = np.concatenate([real, synthetic])
+    y = np.concatenate([np.ones(len(real)), np.zeros(len(synthetic))])
+    return roc_auc_score(y, classifier.predict_proba(X)[:, 1])
+
+
+def test_two_sample_classifier_separates_different_samples():
+    rng = np.random.default_rng(0)
+    categorical = np.array([False, False, True])
+
+    def draw(shift, n):
+        return np.column_stack([rng.normal(shift, 1, n), rng.normal(0, 1, n),
+                                rng.integers(0, 4, n)]).astype(float)
+
+    classifier = R.two_sample_classifier(draw(0, 600), draw(3, 600), categorical)
+    auc = _fresh_auc(classifier, draw(0, 500), draw(3, 500))
+    assert auc > 0.9
+    assert classifier.predict_proba(draw(0, 200))[:, 1].mean() > 0.7  # real rows look real
+
+
+def test_two_sample_classifier_is_near_chance_on_one_distribution():
+    rng = np.random.default_rng(1)
+    categorical = np.array([False, True])
+
+    def draw(n):
+        return np.column_stack([rng.normal(0, 1, n), rng.integers(0, 4, n)]).astype(float)
+
+    classifier = R.two_sample_classifier(draw(800), draw(800), categorical)
+    auc = _fresh_auc(classifier, draw(1000), draw(1000))
+    assert abs(auc - 0.5) < 0.06
+
+
+def test_two_sample_classifier_balances_the_classes():
+    rng = np.random.default_rng(2)
+    real, synthetic = rng.normal(0, 1, (900, 1)), rng.normal(0, 1, (100, 1))
+    classifier = R.two_sample_classifier(real, synthetic, np.array([False]))
+    # Trained on 100 vs 100 rows: no prior towards the bigger class.
+    assert abs(classifier.predict_proba(rng.normal(0, 1, (2000, 1)))[:, 1].mean() - 0.5) < 0.1
+
+
+# ----------------------------------------------------------------- user reward's output
+def test_validate_reward_values_accepts_lists_and_arrays():
+    out = R.validate_reward_values([1, 2.5, -3], 3)
+    assert out.dtype == np.float64 and out.tolist() == [1.0, 2.5, -3.0]
+    np.testing.assert_array_equal(R.validate_reward_values(np.ones((4, 1)), 4), np.ones(4))
+    np.testing.assert_array_equal(R.validate_reward_values(pd.Series([0.1, 0.2]), 2),
+                                  [0.1, 0.2])
+
+
+@pytest.mark.parametrize('values, n_rows, match', [
+    ([1.0, 2.0], 3, r'returned 2 values for 3 synthetic rows'),
+    (np.ones(5), 4, r'one value per row'),
+    ([1.0, np.nan, 2.0], 3, r'NaN or infinite'),
+    ([1.0, np.inf], 2, r'NaN or infinite'),
+    ([-np.inf], 1, r'NaN or infinite'),
+    (['a', 'b'], 2, r'array of floats, got list'),
+    ({'a': 1.0}, 1, r'array of floats, got dict'),
+    (object(), 1, r'array of floats, got object'),
+])
+def test_validate_reward_values_raises_a_clear_value_error(values, n_rows, match):
+    with pytest.raises(ValueError, match=match):
+        R.validate_reward_values(values, n_rows)
