@@ -1,9 +1,10 @@
-"""Command line: ``tabgraa demo | fit | sample | evaluate``.
+"""Command line: ``tabgraa demo | fit | sample | evaluate | benchmark``.
 
     tabgraa demo                                   # fit the bundled Adult sample, print quality
     tabgraa fit data.csv --metadata m.json -o model.pkl [--epochs N] [--rounds R]
     tabgraa sample model.pkl -n 1000 -o out.csv [--condition col=value ...]
     tabgraa evaluate real.csv synthetic.csv [--metadata m.json]
+    tabgraa benchmark [--quick] [--datasets ...]   # benchmarks/sdgym_benchmark.py (bench extra)
 """
 
 import argparse
@@ -124,6 +125,25 @@ def cmd_evaluate(args):
     print(f'quality_score {report.get_score():.4f}')
 
 
+def benchmark_script():
+    """benchmarks/sdgym_benchmark.py of the source checkout this package runs from."""
+    return Path(__file__).resolve().parents[1] / 'benchmarks' / 'sdgym_benchmark.py'
+
+
+def cmd_benchmark(argv):
+    """Forward to ``benchmarks/sdgym_benchmark.py``'s ``main``; it imports SDGym (the optional
+    ``bench`` extra) only when it runs, so this package never imports it."""
+    import importlib
+
+    script = benchmark_script()
+    if not script.is_file():
+        raise CLIError(f'{script} not found: `tabgraa benchmark` runs from a source checkout '
+                       "installed with pip install -e '.[bench]'.")
+    if str(script.parent) not in sys.path:
+        sys.path.insert(0, str(script.parent))
+    return importlib.import_module('sdgym_benchmark').main(argv)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog='tabgraa', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -159,10 +179,22 @@ def build_parser():
     p.add_argument('synthetic')
     p.add_argument('--metadata', help='SDV metadata JSON (default: detected from the real data)')
     p.set_defaults(func=cmd_evaluate)
+
+    # Parsed by benchmarks/sdgym_benchmark.py itself (see main); listed here for --help.
+    sub.add_parser('benchmark', add_help=False,
+                   help='SDGym benchmark of TabGRAA and baselines (bench extra); '
+                        '`tabgraa benchmark --help` for its options')
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['benchmark']:
+        try:
+            return cmd_benchmark(argv[1:])
+        except CLIError as error:
+            print(f'tabgraa benchmark: error: {error}', file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

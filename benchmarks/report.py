@@ -1,0 +1,219 @@
+"""Markdown tables (mean ± std over seeds per synthesizer x dataset) and one figure per metric
+from the SDGym benchmark's results file.
+
+    python benchmarks/report.py                                    # benchmarks/results/sdgym.csv
+    python benchmarks/report.py --results benchmarks/results/sdgym_quick.csv
+    python benchmarks/report.py --stdout                           # print, write nothing
+
+The markdown replaces the part of ``docs/benchmarks.md`` between ``<!-- sdgym-results:start -->``
+and ``<!-- sdgym-results:end -->``; figures go to ``docs/figures/sdgym[_quick]_<metric>.png``.
+Only numbers in the results file are shown: the latest row of each cell (synthesizer, dataset,
+seed, settings, max_rows), rows with an error counted but left out of the means. Quick-mode rows
+are reported in their own, clearly labelled section.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from sdgym_benchmark import (  # noqa: E402
+    KEY, METRICS, OPTIONAL_SYNTHESIZERS, SYNTHESIZERS, read_results)
+
+DOCS = HERE.parent / 'docs' / 'benchmarks.md'
+FIGURES = HERE.parent / 'docs' / 'figures'
+START, END = '<!-- sdgym-results:start -->', '<!-- sdgym-results:end -->'
+REPORTED = list(METRICS) + ['fit_seconds', 'sample_seconds']
+DIRECTION = {
+    'quality_score': 'higher is better (SDMetrics quality report vs the test rows)',
+    'logistic_detection': 'higher is better (1: a logistic regression cannot tell the rows apart)',
+    'tree_detection_auc': '0.5 is ideal (gradient-boosting detection AUC, test vs synthetic)',
+    'tstr_score': 'higher is better (train on synthetic, test on real: ROC AUC or R²)',
+    'dcr_share': '0.5 is ideal (share of synthetic rows closer to a training than a test row)',
+    'mia_auc': '0.5 is ideal (distance-based membership inference AUC)',
+    'alpha_precision': 'higher is better',
+    'beta_recall': 'higher is better',
+    'fit_seconds': 'lower is better (SDGym Train_Time)',
+    'sample_seconds': 'lower is better (SDGym Sample_Time; as many rows as the training table)',
+}
+IDEAL_HALF = {'tree_detection_auc', 'dcr_share', 'mia_auc'}
+
+
+def latest_cells(results):
+    """The latest row of every cell."""
+    results = results.copy()
+    for column in KEY:
+        results[column] = results[column].astype(str).replace('nan', '')
+    return results.groupby(list(KEY), sort=False).tail(1)
+
+
+def order(names):
+    known = [name for name in SYNTHESIZERS + OPTIONAL_SYNTHESIZERS if name in set(names)]
+    return known + sorted(set(names) - set(known))
+
+
+def summary(rows, metric):
+    """synthesizer x dataset table of 'mean ± std' strings over the seeds."""
+    ok = rows[rows['error'].fillna('').astype(str).str.strip() == '']
+    values = pd.to_numeric(ok[metric], errors='coerce')
+    stats = ok.assign(value=values).groupby(['synthesizer', 'dataset'])['value'].agg(
+        ['mean', 'std', 'count'])
+    datasets = list(dict.fromkeys(rows['dataset']))
+    table = pd.DataFrame('—', index=order(rows['synthesizer'].unique()), columns=datasets)
+    digits = 1 if metric.endswith('_seconds') else 3
+    for (synthesizer, dataset), row in stats.iterrows():
+        if row['count'] == 0 or pd.isna(row['mean']):
+            continue
+        text = f"{row['mean']:.{digits}f}"
+        if row['count'] > 1:
+            text += f" ± {row['std']:.{digits}f}"
+        table.loc[synthesizer, dataset] = text
+    return table, stats
+
+
+def markdown_table(table, corner='synthesizer'):
+    header = f"| {corner} | " + ' | '.join(map(str, table.columns)) + ' |'
+    lines = [header, '|' + '---|' * (len(table.columns) + 1)]
+    for index, row in table.iterrows():
+        lines.append(f'| {index} | ' + ' | '.join(map(str, row.values)) + ' |')
+    return '\n'.join(lines)
+
+
+def figure(stats, metric, path, title):
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    frame = stats.reset_index().dropna(subset=['mean'])
+    synthesizers = order(frame['synthesizer'].unique())
+    datasets = list(dict.fromkeys(frame['dataset']))
+    width = 0.8 / max(1, len(synthesizers))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 3), 4))
+    x = np.arange(len(datasets))
+    for i, synthesizer in enumerate(synthesizers):
+        part = frame[frame['synthesizer'] == synthesizer].set_index('dataset').reindex(datasets)
+        ax.bar(x + (i - (len(synthesizers) - 1) / 2) * width, part['mean'], width,
+               yerr=part['std'].fillna(0), capsize=2, label=synthesizer)
+    if metric in IDEAL_HALF:
+        ax.axhline(0.5, color='grey', linestyle=':', linewidth=1)
+    if metric.endswith('_seconds'):
+        ax.set_yscale('log')
+    ax.set_xticks(x, datasets)
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, ncol=2, loc='best')
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def render(results, figures_dir=None, figures_link='figures', source='results'):
+    """The markdown section; writes the figures to ``figures_dir`` when given."""
+    if results.empty:
+        return f'No results yet in `{source}`.\n'
+    rows = latest_cells(results)
+    parts = []
+    for mode in sorted(rows['mode'].fillna('full').unique(), key=lambda m: m != 'full'):
+        part = rows[rows['mode'].fillna('full') == mode]
+        errors = part['error'].fillna('').astype(str).str.strip() != ''
+        seeds = sorted(pd.to_numeric(part['seed'], errors='coerce').dropna().astype(int).unique())
+        prefix = 'sdgym' if mode == 'full' else f'sdgym_{mode}'
+        heading = 'Full runs' if mode == 'full' else f'{mode.capitalize()}-mode runs'
+        parts.append(f'### {heading}\n')
+        if mode == 'quick':
+            parts.append(
+                '> **Quick-mode numbers: a smoke test, not a benchmark.** Tiny budgets (TabGRAA '
+                '2 epochs of a 16-wide one-layer model, CTGAN/TVAE 1 epoch, TabDDPM 5 steps) and '
+                'a few hundred rows (see the settings and row counts below). They only show '
+                'that every synthesizer runs end to end through SDGym '
+                'and the metrics; they say nothing about which synthesizer is better.\n')
+        machines = '; '.join(sorted(part['machine'].dropna().astype(str).unique())) or 'unknown'
+        versions = ', '.join(
+            f'{name} ' + ', '.join(sorted(part[f'{name.lower()}_version'].dropna().astype(str)
+                                          .unique()))
+            for name in ('SDGym', 'SDV'))
+        commits = ', '.join(sorted(part['git_commit'].dropna().astype(str).unique()))
+        threads = ', '.join(sorted(part['threads'].dropna().astype(int).astype(str).unique()))
+        stamps = part['timestamp'].dropna().astype(str)
+        span = f'{stamps.min()} to {stamps.max()}' if len(stamps) else 'unknown'
+        train_rows = part.groupby('dataset')['train_rows'].max().dropna().astype(int)
+        parts.append(
+            f'Source: `{source}`, {len(part)} cells ({int(errors.sum())} with an error, left out '
+            f'of the means), seeds {", ".join(map(str, seeds))}. Machine: {machines}; torch '
+            f'threads per cell: {threads}. {versions}; git {commits}; run {span}. Training rows: '
+            + ', '.join(f'{name} {count:,}' for name, count in train_rows.items())
+            + '. Cells show mean ± standard deviation over seeds (just the value for one seed); '
+              '— means no finished cell.\n')
+        settings = part.drop_duplicates(['synthesizer', 'settings'])
+        lines = ['| synthesizer | settings |', '|---|---|']
+        for name in order(settings['synthesizer'].unique()):
+            values = sorted(settings.loc[settings['synthesizer'] == name, 'settings'].astype(str))
+            lines.append(f'| {name} | ' + '<br>'.join(f'`{v}`' for v in values) + ' |')
+        parts.append('\n'.join(lines) + '\n')
+        for metric in REPORTED:
+            if metric not in part or pd.to_numeric(part[metric], errors='coerce').isna().all():
+                continue
+            table, stats = summary(part, metric)
+            parts.append(f'#### {metric}\n\n{DIRECTION.get(metric, "")}\n')
+            parts.append(markdown_table(table) + '\n')
+            if figures_dir is not None:
+                name = f'{prefix}_{metric}.png'
+                title = (f'{metric}: mean ± std over seeds' if mode == 'full' else
+                         f'{metric}: {mode.upper()} MODE (smoke-test budgets, not a benchmark)')
+                figure(stats, metric, Path(figures_dir) / name, title)
+                parts.append(f'![{metric}]({figures_link}/{name})\n')
+        if errors.any():
+            lines = ['| synthesizer | dataset | seed | error |', '|---|---|---|---|']
+            for _, row in part[errors].iterrows():
+                text = str(row['error']).replace('|', '/').replace('\n', ' ')[:200]
+                lines.append(f"| {row['synthesizer']} | {row['dataset']} | {row['seed']} | "
+                             f'{text} |')
+            parts.append('#### Errors\n\n' + '\n'.join(lines) + '\n')
+    return '\n'.join(parts)
+
+
+def update_docs(docs, section):
+    text = Path(docs).read_text() if Path(docs).is_file() else ''
+    block = f'{START}\n{section.rstrip()}\n{END}'
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + block + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + '\n\n' + block + '\n'
+    Path(docs).write_text(text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--results', default=str(HERE / 'results' / 'sdgym.csv'))
+    parser.add_argument('--docs', default=str(DOCS), help='markdown file to update')
+    parser.add_argument('--figures', default=str(FIGURES), help='folder for the figures')
+    parser.add_argument('--stdout', action='store_true', help='print the markdown only')
+    args = parser.parse_args(argv)
+    results = read_results(args.results)
+    try:
+        source = Path(args.results).resolve().relative_to(HERE.parent)
+    except ValueError:
+        source = Path(args.results)
+    if args.stdout:
+        print(render(results, source=source))
+        return 0
+    figures = Path(args.figures)
+    try:
+        link = figures.resolve().relative_to(Path(args.docs).resolve().parent)
+    except ValueError:
+        link = figures.resolve()
+    section = render(results, figures_dir=figures, figures_link=link.as_posix(), source=source)
+    update_docs(args.docs, section)
+    print(f'updated {args.docs} and the figures in {figures}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The SDGym harness (benchmarks/sdgym_benchmark.py): offline local tables, the quick mode end to
+end, resuming, child processes with --jobs and --timeout, the report, and the CLI forward.
+
+Needs the ``bench`` extra (SDGym 0.15.1). No network: every S3 client creation raises."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import boto3.session
+import pandas as pd
+import pytest
+import sdgym.benchmark
+import sdgym.datasets
+import sdgym.s3
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'benchmarks'))
+
+import report  # noqa: E402
+import sdgym_benchmark as bench  # noqa: E402
+
+
+class S3Blocked(RuntimeError):
+    pass
+
+
+@pytest.fixture
+def no_s3(monkeypatch):
+    """Any attempt to create an S3 (or other AWS) client raises."""
+    def refuse(*args, **kwargs):
+        raise S3Blocked('S3 access attempted in an offline test')
+
+    monkeypatch.setattr(boto3, 'client', refuse)
+    monkeypatch.setattr(boto3, 'resource', refuse)
+    monkeypatch.setattr(boto3.session.Session, 'client', refuse)
+    monkeypatch.setattr(boto3.session.Session, 'resource', refuse)
+    monkeypatch.setattr(sdgym.s3, 'get_s3_client', refuse)
+    monkeypatch.setattr(sdgym.datasets, 'get_s3_client', refuse)
+
+
+def demo_frame():
+    from tabgraa_sdv.cli import demo_paths
+
+    csv, metadata_json = demo_paths()
+    return pd.read_csv(csv), json.loads(Path(metadata_json).read_text())
+
+
+def write_table(folder, rows=200, offset=0):
+    """A small table folder in the benchmark's input format."""
+    frame, metadata = demo_frame()
+    folder.mkdir(parents=True)
+    frame.iloc[offset:offset + rows].to_csv(folder / 'train.csv', index=False)
+    frame.iloc[3000:3000 + rows].to_csv(folder / 'test.csv', index=False)
+    metadata = {'METADATA_SPEC_VERSION': 'V1',
+                'tables': {folder.name: next(iter(metadata['tables'].values()))}}
+    (folder / 'metadata.json').write_text(json.dumps(metadata))
+    (folder / 'dataset.json').write_text(json.dumps(
+        {'target': 'income', 'task': 'binary_classification'}))
+    return folder
+
+
+def prepared(tmp_path, rows=120):
+    table = bench.Table.from_folder(write_table(tmp_path / 'tables' / 'tiny', rows=rows))
+    return bench.prepare_table(table, tmp_path / 'work')
+
+
+# ------------------------------------------------------------------ the SDGym 0.15.1 workaround
+def test_sdgym_looks_up_a_local_table_on_s3_without_the_workaround(tmp_path, no_s3):
+    """The SDGym bug the harness works around: a local additional table is resolved, then loaded
+    from the wrong path, then fetched from S3. If this starts passing through, SDGym was fixed
+    and ``local_datasets_offline`` can go."""
+    folder = prepared(tmp_path)
+    infos = sdgym.benchmark._resolve_dataset('single_table', None, str(folder), False)
+    assert [info.name for info in infos] == ['tiny']
+    with pytest.raises(S3Blocked):
+        sdgym.benchmark._load_from_dataset_info(infos[0], 'single_table')
+
+
+def test_workaround_loads_the_local_table_offline_and_is_scoped(tmp_path, no_s3):
+    folder = prepared(tmp_path)
+    infos = sdgym.benchmark._resolve_dataset('single_table', None, str(folder), False)
+    original = sdgym.benchmark._load_from_dataset_info
+    with bench.local_datasets_offline():
+        data, metadata = sdgym.benchmark._load_from_dataset_info(infos[0], 'single_table')
+    assert sdgym.benchmark._load_from_dataset_info is original
+    assert len(data) == 120 and 'income' in data.columns
+    assert list(metadata['tables']) == ['tiny']
+
+
+def test_a_benchmark_cell_runs_offline(tmp_path, no_s3):
+    """Through ``benchmark_single_table`` itself, with S3 refused: fails if the workaround goes
+    (SDGym would report the S3 error in the result's Error column)."""
+    folder = prepared(tmp_path)
+    spec = dict(bench.synthesizer_spec('GaussianCopula'), synthesizer='GaussianCopula', seed=0,
+                table_folder=str(folder), output_dir=str(tmp_path / 'out'), metric_rows=120,
+                threads=1, sdgym_scores=['quality'])
+    row = bench.run_cell(spec)
+    assert row['error'] == '', row['error']
+    assert row['synthetic_rows'] == 120 and 0 < row['quality_score'] <= 1
+    assert row['fit_seconds'] > 0 and row['sdgym_quality_score'] > 0
+
+
+# ------------------------------------------------------------------------------- quick mode
+def test_quick_mode_end_to_end_offline_and_resumes(tmp_path, no_s3, capsys):
+    results = tmp_path / 'quick.csv'
+    argv = ['--quick', '--results', str(results), '--work', str(tmp_path / 'work')]
+    assert bench.main(argv) == 0
+    rows = pd.read_csv(results)
+    assert list(rows.columns) == bench.COLUMNS
+    assert list(rows['synthesizer']) == list(bench.SYNTHESIZERS)
+    assert rows['error'].isna().all(), rows['error'].dropna().tolist()
+    assert (rows['dataset'] == 'adult_demo').all() and (rows['mode'] == 'quick').all()
+    assert (rows['train_rows'] == bench.QUICK_ROWS).all()
+    assert rows[list(bench.METRICS)].notna().all().all()
+    fitted = rows[rows['synthesizer'] != 'Real']
+    assert (fitted['fit_seconds'] > 0).all() and (fitted['sample_seconds'] > 0).all()
+    assert fitted['settings'].str.startswith('quick: ').all()
+    real = rows.set_index('synthesizer').loc['Real']
+    assert real['dcr_share'] == 1.0  # the training rows are their own nearest neighbours
+    assert 'target_column="income"' in rows.set_index('synthesizer').loc['TabDDPM', 'settings']
+
+    capsys.readouterr()
+    assert bench.main(argv) == 0  # every cell is done: nothing runs, nothing is appended
+    assert '8 already in' in capsys.readouterr().out
+    assert len(pd.read_csv(results)) == len(rows)
+
+    docs = tmp_path / 'benchmarks.md'
+    docs.write_text('# Benchmarks\n\n<!-- sdgym-results:start -->\nold\n'
+                    '<!-- sdgym-results:end -->\n\ntail\n')
+    report.main(['--results', str(results), '--docs', str(docs),
+                 '--figures', str(tmp_path / 'figures')])
+    text = docs.read_text()
+    assert 'Quick-mode numbers' in text and 'old' not in text and text.endswith('tail\n')
+    assert '| TabGRAA | ' in text
+    figures = sorted(path.name for path in (tmp_path / 'figures').iterdir())
+    assert 'sdgym_quick_quality_score.png' in figures and len(figures) == 10
+
+
+# ---------------------------------------------------------- child processes, jobs, timeouts
+def test_child_processes_jobs_timeout_and_retry(tmp_path, capsys):
+    tables = [write_table(tmp_path / 'tables' / name, rows=100, offset=i * 100)
+              for i, name in enumerate(['alpha', 'beta'])]
+    results = tmp_path / 'results.csv'
+    common = ['--datasets', *map(str, tables), '--seeds', '0', '--results', str(results),
+              '--work', str(tmp_path / 'work'), '--max-test-rows', '100', '--threads', '1']
+    assert bench.main(common + ['--synthesizers', 'Real', '--jobs', '2', '--timeout', '300']) == 0
+    rows = pd.read_csv(results)
+    assert sorted(rows['dataset']) == ['alpha', 'beta'] and rows['error'].isna().all()
+    assert (rows['train_rows'] == 100).all() and (rows['mode'] == 'full').all()
+
+    assert bench.main(common + ['--synthesizers', 'CTGAN', '--timeout', '1']) == 0
+    rows = pd.read_csv(results)
+    timed_out = rows[rows['synthesizer'] == 'CTGAN']
+    assert len(timed_out) == 2 and timed_out['error'].str.startswith('timeout').all()
+
+    capsys.readouterr()
+    bench.main(common + ['--synthesizers', 'CTGAN', '--dry-run'])
+    assert '0 to run' in capsys.readouterr().out  # failed cells are not retried by default
+    bench.main(common + ['--synthesizers', 'CTGAN', '--dry-run', '--retry-failed'])
+    assert '2 to run' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- small pieces
+def test_plan_tuned_tabddpm_on_adult_only_unless_named(tmp_path):
+    for name in ('adult', 'magic'):
+        write_table(tmp_path / 'data' / name, rows=50)
+    common = ['--data-dir', str(tmp_path / 'data'), '--datasets', 'adult', 'magic',
+              '--work', str(tmp_path / 'work'), '--seeds', '0', '1']
+    plan = bench.build_plan(bench.parse_args(common), bench.resolve_tables(['adult', 'magic'],
+                                                                            tmp_path / 'data'))
+    tuned = {cell['table_name'] for cell in plan if cell['synthesizer'] == 'TabDDPM-AdultTuned'}
+    assert tuned == {'adult'}
+    assert len(plan) == 2 * (len(bench.SYNTHESIZERS) * 2 - 1)
+    args = bench.parse_args(common + ['--synthesizers', 'TabDDPM-AdultTuned', '--ddpm-steps', '7'])
+    plan = bench.build_plan(args, bench.resolve_tables(['adult', 'magic'], tmp_path / 'data'))
+    assert {cell['table_name'] for cell in plan} == {'adult', 'magic'}
+    assert all(cell['kwargs']['steps'] == 7 and 'steps=7' in cell['settings'] for cell in plan)
+
+
+def test_append_row_keeps_the_columns_and_rewrites_an_old_header(tmp_path):
+    path = tmp_path / 'r.csv'
+    pd.DataFrame([{'synthesizer': 'X', 'dataset': 'd', 'seed': 0}]).to_csv(path, index=False)
+    bench.append_row(path, {'synthesizer': 'Y', 'dataset': 'd', 'seed': 1, 'error': 'boom'})
+    rows = pd.read_csv(path)
+    assert list(rows.columns) == bench.COLUMNS and list(rows['synthesizer']) == ['X', 'Y']
+    done = bench.finished_cells(bench.read_results(path), retry_failed=True)
+    assert ('X', 'd', '0', '', '') in done and ('Y', 'd', '1', '', '') not in done
+
+
+def test_cli_forwards_and_the_package_does_not_import_sdgym(capsys):
+    from tabgraa_sdv import cli
+
+    assert cli.main(['benchmark', '--list']) == 0
+    out = capsys.readouterr().out
+    assert 'TabGRAA-SFT' in out and 'rounds=0' in out and 'TabDDPM-AdultTuned' in out
+    code = ('import sys, tabgraa_sdv, tabgraa_sdv.cli, tabgraa_sdv.metrics; '
+            "sys.exit(int('sdgym' in sys.modules))")
+    assert subprocess.run([sys.executable, '-c', code]).returncode == 0
