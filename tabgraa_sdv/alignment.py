@@ -12,7 +12,9 @@ step per group. With ``rho(x) = log pi_theta(x) - log pi_ref(x)`` (sums over the
     npo       L = mean_{G-} -(2 / beta) log sigmoid(-beta * rho)           low group only
 
 The reference pi_ref is the SFT model: the same weights with the LoRA adapters disabled (or a
-frozen copy when ``adapter='full'``). No real row enters these losses: the aligner is handed a
+frozen copy when ``adapter='full'``). When SFT itself trained LoRA adapters (a pretrained backbone
+with ``lora=``), alignment keeps training those adapters and the reference is the same model with
+the SFT adapter weights swapped back in, so the base weights are never copied. No real row enters these losses: the aligner is handed a
 ``Scorer`` that keeps the real rows' features to itself and only returns rewards and metrics.
 
 Every round the policy is scored against real rows the reward classifier never saw (held-out
@@ -175,11 +177,42 @@ def diversity(tokens):
 
 
 # ---------------------------------------------------------------------------------- the loop
+def align_lm(lm, codec, train_tokens, holdout_tokens, reward='classifier', user_reward=None,
+             record=False, **options):
+    """Run TabGRAA rounds on a fitted language model ``lm``. ``codec`` is the columnar codec of
+    its token rows (``train_tokens`` feed the reward classifier, ``holdout_tokens``, never seen
+    by it, the detection AUC that picks the round to keep). Returns the :class:`Aligner`."""
+    if len(holdout_tokens) == 0:  # tiny tables: hold out half of the rows from the scorer
+        half = len(train_tokens) // 2
+        train_tokens, holdout_tokens = train_tokens[:half], train_tokens[half:]
+    if len(train_tokens) == 0 or len(holdout_tokens) == 0:
+        raise ValueError('Alignment needs at least 2 training rows; use rounds=0.')
+    scorer = Scorer(codec, train_tokens, holdout_tokens, reward=reward, seed=lm.seed,
+                    user_reward=user_reward, decode=codec.decode)
+    sft_tokens = (lambda: train_tokens) if options.get('objective') == 'sft_more' else None
+    lm.set_random_state(lm.seed + 1)
+    aligner = Aligner(lm, scorer, seed=lm.seed, verbose=lm.verbose, sft_tokens=sft_tokens,
+                      **options)
+    aligner.record = record
+    lm.alignment_history = aligner.run()
+    return aligner
+
+
+def is_peft_model(model):
+    return hasattr(model, 'peft_config') and hasattr(model, 'get_base_model')
+
+
 class Aligner:
-    """Runs the rounds on a :class:`tabgraa_sdv.model.TabularLM` after its SFT.
+    """Runs the rounds on a fitted language model after its SFT.
+
+    The model is reached through a small interface, which both :class:`tabgraa_sdv.model.TabularLM`
+    and :class:`tabgraa_sdv.pretrained.TextLM` provide: ``model`` (replaced by the policy while
+    the rounds run), ``sample_token_rows(n)`` (columnar token rows, the form pools and the scorer
+    use), ``sequence_log_probs(rows, model, grad, batch_size)`` and
+    ``alignment_lora_config(rank)``.
 
     Args:
-        lm: the fitted TabularLM (policy; its weights are adapted in place).
+        lm: the fitted language model (policy; its weights are adapted in place).
         scorer: a :class:`Scorer`.
         sft_tokens: callable returning real training tokens, only for ``objective='sft_more'``
             (supervised baseline); ``None`` otherwise, so the aligner cannot see real rows.
@@ -199,17 +232,21 @@ class Aligner:
         # guard test checks that the second only ever holds rows of the first).
         self.record = False
         self.pools, self.loss_inputs = [], []
+        self._reference_adapter = None
 
     # -- model plumbing
     def _wrap(self):
         model = self.lm.model
-        if self.adapter == 'lora':
-            from peft import LoraConfig, get_peft_model
+        self._reference_adapter = None
+        if self.adapter == 'lora' and is_peft_model(model):
+            # SFT trained adapters: train them on; the reference is their SFT weights.
+            self.policy = model
+            self.reference = None
+            self._reference_adapter = self._trainable_state()
+        elif self.adapter == 'lora':
+            from peft import get_peft_model
 
-            config = LoraConfig(r=self.lora_rank, lora_alpha=2 * self.lora_rank,
-                                target_modules=['c_attn', 'c_proj', 'c_fc'],
-                                fan_in_fan_out=True, lora_dropout=0.0, bias='none')
-            self.policy = get_peft_model(model, config)
+            self.policy = get_peft_model(model, self.lm.alignment_lora_config(self.lora_rank))
             self.reference = None
         else:
             self.policy = model
@@ -222,7 +259,7 @@ class Aligner:
         self.lm.model = self.policy
 
     def _unwrap(self):
-        if self.adapter == 'lora':
+        if self.adapter == 'lora' and self._reference_adapter is None:
             self.lm.model = self.policy.merge_and_unload()
             # peft froze the base weights; give back a model as SFT left it (all trainable).
             for parameter in self.lm.model.parameters():
@@ -230,31 +267,31 @@ class Aligner:
         self.lm.model.eval()
 
     def _trainable_state(self):
+        if self.adapter == 'full' and is_peft_model(self.policy):  # the adapters are what trains
+            trainable = {n for n, p in self.policy.named_parameters() if p.requires_grad}
+            return {k: v.detach().clone() for k, v in self.policy.state_dict().items()
+                    if k in trainable}
         return {k: v.detach().clone() for k, v in self.policy.state_dict().items()
                 if self.adapter == 'full' or 'lora_' in k}
 
     def _reference_log_probs(self, tokens):
+        if self._reference_adapter is not None:
+            current = self._trainable_state()
+            self.policy.load_state_dict(self._reference_adapter, strict=False)
+            try:
+                return self._log_probs(tokens, grad=False)
+            finally:
+                self.policy.load_state_dict(current, strict=False)
         if self.adapter == 'lora':
             with self.policy.disable_adapter():
                 return self._log_probs(tokens, grad=False)
         return self._log_probs(tokens, grad=False, model=self.reference)
 
     def _log_probs(self, tokens, grad=True, model=None, batch_size=4096):
-        from tabgraa_sdv.backbone import slot_log_probs
-        from tabgraa_sdv.sft import slot_orders
-
         model = self.policy if model is None else model
         if grad and self.record:
             self.loss_inputs.append(np.asarray(tokens).copy())
-        tokens = torch.as_tensor(tokens, device=self.lm.device)
-        order = slot_orders(len(tokens), self.lm.codec.slot_column, self.lm.codec.slot_position,
-                            0.0, None, self.lm.device)
-        if grad:
-            return slot_log_probs(model, tokens, order, self.lm.layout).sum(1)
-        with torch.no_grad():
-            return torch.cat([slot_log_probs(model, tokens[i:i + batch_size],
-                                             order[i:i + batch_size], self.lm.layout).sum(1)
-                              for i in range(0, len(tokens), batch_size)])
+        return self.lm.sequence_log_probs(tokens, model=model, grad=grad, batch_size=batch_size)
 
     def _pool(self):
         pool = self.lm.sample_token_rows(self.pool_size)

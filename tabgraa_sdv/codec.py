@@ -259,15 +259,19 @@ class NumericColumn:
         return (k.astype(np.int64) * self.step + self.k_min) / 10.0**self.decimals
 
     def encode(self, series):
-        k = self.to_grid(series)
+        return self.codes_of_grid(self.to_grid(series), series)
+
+    def codes_of_grid(self, k, series=None):
+        """Local codes ``[rows, n_slots]`` of grid indices ``k`` (-1 for missing)."""
+        k = np.asarray(k, dtype=np.int64)
         nan = k < 0
         out = np.zeros((len(k), self.n_slots), dtype=np.int64)
         if self.n_bins:
             bins = np.searchsorted(self.starts, np.where(nan, 0, k), side='right') - 1
             offset = np.where(nan, 0, k - self.starts[bins])
-            unseen = ~nan & (offset >= self.widths[bins])
+            unseen = ~nan & ((bins < 0) | (offset >= self.widths[bins]))
             if unseen.any():
-                bad = series_value(series, unseen)
+                bad = series_value(series, unseen) if series is not None else k[unseen][0]
                 raise ValueError(
                     f"Value {bad!r} of column '{self.name}' was not seen in the training data; "
                     'this column keeps only its observed values.'
@@ -280,7 +284,9 @@ class NumericColumn:
             out[nan, 0] = self.nan_token
         return out
 
-    def decode(self, codes):
+    def grid_of_codes(self, codes):
+        """Grid index of each row of local codes and its missing-value mask (k is 0 there)."""
+        codes = np.asarray(codes, dtype=np.int64)
         bins = codes[:, 0]
         nan = bins == self.nan_token if self.has_nan else np.zeros(len(bins), bool)
         offset = np.zeros(len(bins), np.int64)
@@ -291,6 +297,10 @@ class NumericColumn:
             k = self.starts[safe_bins] + np.minimum(offset, self.widths[safe_bins] - 1)
         else:
             k = np.zeros(len(bins), np.int64)
+        return k, nan
+
+    def decode(self, codes):
+        k, nan = self.grid_of_codes(codes)
         if self.kind == 'datetime':
             stamps = (k * self.step + self.k_min).astype('datetime64[ns]')
             out = pd.Series(stamps)

@@ -35,6 +35,21 @@ def resolve_device(device):
         raise ValueError(f"Invalid device {device!r}: use None, 'cpu', 'cuda' or 'mps'.") from error
 
 
+def make_generator(random_state, device):
+    """A torch generator on ``device`` from an int seed, a generator or SDV's
+    ``(np.random.RandomState, torch.Generator)`` pair (its state is copied), or ``None``."""
+    generator = torch.Generator(device=device)
+    if random_state is None:
+        generator.seed()
+    elif isinstance(random_state, torch.Generator):
+        generator.set_state(random_state.get_state())
+    elif isinstance(random_state, tuple):  # SDV passes (np.random.RandomState, torch.Generator)
+        generator.set_state(random_state[1].get_state())
+    else:
+        generator.manual_seed(int(random_state))
+    return generator
+
+
 class TabularLM:
     """A causal language model over the rows of one table.
 
@@ -97,22 +112,17 @@ class TabularLM:
         """TabGRAA rounds after SFT (see ``alignment.py``). ``train_tokens`` feed the reward
         classifier, ``holdout_tokens`` (never seen by it) the detection AUC that picks the
         round to keep. Returns the :class:`Aligner` (its ``history``)."""
-        from tabgraa_sdv.alignment import Aligner, Scorer
+        from tabgraa_sdv.alignment import align_lm
 
-        if len(holdout_tokens) == 0:  # tiny tables: hold out half of the rows from the scorer
-            half = len(train_tokens) // 2
-            train_tokens, holdout_tokens = train_tokens[:half], train_tokens[half:]
-        if len(train_tokens) == 0 or len(holdout_tokens) == 0:
-            raise ValueError('Alignment needs at least 2 training rows; use rounds=0.')
-        scorer = Scorer(self.codec, train_tokens, holdout_tokens, reward=reward,
-                        seed=self.seed, user_reward=user_reward, decode=self.codec.decode)
-        sft_tokens = (lambda: train_tokens) if options.get('objective') == 'sft_more' else None
-        self.set_random_state(self.seed + 1)
-        aligner = Aligner(self, scorer, seed=self.seed, verbose=self.verbose,
-                          sft_tokens=sft_tokens, **options)
-        aligner.record = record
-        self.alignment_history = aligner.run()
-        return aligner
+        return align_lm(self, self.codec, train_tokens, holdout_tokens, reward=reward,
+                        user_reward=user_reward, record=record, **options)
+
+    def alignment_lora_config(self, rank):
+        """LoRA adapters for alignment: every projection of the compact GPT-2 (Conv1D)."""
+        from peft import LoraConfig
+
+        return LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=['c_attn', 'c_proj', 'c_fc'],
+                          fan_in_fan_out=True, lora_dropout=0.0, bias='none')
 
     def sample_token_rows(self, num_rows, temperature=1.0):
         """Unconditional token rows ``[num_rows, n_slots]`` from the current model."""
@@ -125,16 +135,7 @@ class TabularLM:
     # ---------------------------------------------------------------------------- sampling
     def set_random_state(self, random_state):
         """Seed the sampler (an int), restore a saved generator state, or ``None`` for entropy."""
-        generator = torch.Generator(device=self.device)
-        if random_state is None:
-            generator.seed()
-        elif isinstance(random_state, torch.Generator):
-            generator.set_state(random_state.get_state())
-        elif isinstance(random_state, tuple):  # SDV passes (np.random.RandomState, torch.Generator)
-            generator.set_state(random_state[1].get_state())
-        else:
-            generator.manual_seed(int(random_state))
-        self._generator = generator
+        self._generator = make_generator(random_state, self.device)
 
     def sample(self, num_rows, conditions=None, temperature=1.0):
         """Sample ``num_rows`` rows. ``conditions`` is a DataFrame of ``num_rows`` rows (or one
@@ -182,6 +183,20 @@ class TabularLM:
                 out.append(slot_log_probs(model, tokens[begin:begin + batch_size],
                                           order[begin:begin + batch_size], self.layout).sum(1))
         return torch.cat(out).cpu().numpy()
+
+    def sequence_log_probs(self, tokens, model=None, grad=False, batch_size=4096):
+        """Sequence log-likelihood (canonical column order) of token rows under ``model`` (the
+        current one by default): a ``[rows]`` tensor, differentiable when ``grad``."""
+        model = self.model if model is None else model
+        tokens = torch.as_tensor(tokens, device=self.device)
+        order = slot_orders(len(tokens), self.codec.slot_column, self.codec.slot_position, 0.0,
+                            None, self.device)
+        if grad:
+            return slot_log_probs(model, tokens, order, self.layout).sum(1)
+        with torch.no_grad():
+            return torch.cat([slot_log_probs(model, tokens[i:i + batch_size],
+                                             order[i:i + batch_size], self.layout).sum(1)
+                              for i in range(0, len(tokens), batch_size)])
 
     @property
     def loss_values(self):

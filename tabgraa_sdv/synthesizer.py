@@ -1,4 +1,5 @@
-"""TabGRAASynthesizer: SDV single-table glue around :class:`tabgraa_sdv.model.TabularLM`.
+"""TabGRAASynthesizer: SDV single-table glue around :class:`tabgraa_sdv.model.TabularLM` (the
+compact backbone) or :class:`tabgraa_sdv.pretrained.TextLM` (a pretrained Hugging Face backbone).
 
 SDV's data processor (RDT) does the type work and hands the model a table of numbers and
 categories; the model tokenizes, learns and samples it. Conditions are applied natively (as
@@ -6,6 +7,8 @@ sequence prefixes), so SDV's reject-sampling filter after ``_sample`` never drop
 """
 
 import numbers
+import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -15,9 +18,12 @@ from sdv.single_table.base import BaseSingleTableSynthesizer
 
 from tabgraa_sdv.alignment import ADAPTERS, OBJECTIVES
 from tabgraa_sdv.model import TabularLM, resolve_device
+from tabgraa_sdv.pretrained import TextLM, as_lora_config
 from tabgraa_sdv.rewards import REWARDS
 
-BACKBONES = ('compact',)
+BACKBONES = ('compact',)  # or a Hugging Face model name / local directory
+# A Hugging Face hub id: "name" or "owner/name" (letters, digits, '-', '_', '.').
+_HUB_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$')
 # SDV groups transformed conditions with pandas' default dropna=True, which would silently drop a
 # condition asking for a missing value; it travels through that groupby as this marker.
 _MISSING = '__tabgraa_missing__'
@@ -33,6 +39,32 @@ def _check_positive_int(name, value, allow_none=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         allowed = 'a positive integer or None' if allow_none else 'a positive integer'
         raise ValueError(f'{name} must be {allowed}, got {value!r}.')
+
+
+def _check_backbone(backbone):
+    """'compact', an existing local model directory, or something that can be a hub id."""
+    if isinstance(backbone, str) and backbone == 'compact':
+        return
+    if not isinstance(backbone, (str, os.PathLike)) or not os.fspath(backbone):
+        raise ValueError(
+            f"backbone must be 'compact' or the name or local directory of a Hugging Face causal "
+            f"language model (e.g. 'distilgpt2'), got {backbone!r}."
+        )
+    path = os.path.expanduser(os.fspath(backbone))
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, 'config.json')):
+            raise ValueError(
+                f'backbone directory {os.fspath(backbone)!r} holds no config.json: save a model '
+                'and its tokenizer there with save_pretrained.'
+            )
+        return
+    # A hub id starts with a letter or digit and has at most one '/': './x', '/x', '~/x',
+    # 'a/b/c' and 'C:\\x' are paths, and these do not exist.
+    if isinstance(backbone, os.PathLike) or not _HUB_ID.match(os.fspath(backbone)):
+        raise ValueError(
+            f'backbone {os.fspath(backbone)!r} is neither an existing local directory nor a '
+            "Hugging Face model name ('distilgpt2', 'owner/name')."
+        )
 
 
 def _check_fraction(name, value, low_inclusive=True):
@@ -54,9 +86,17 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             early stopping on a 10% validation split ends training sooner. Defaults to None.
         batch_size (int): rows per SFT step. Defaults to 512.
         learning_rate (float): AdamW peak learning rate (cosine decay). Defaults to 3e-3.
-        backbone (str): 'compact', a GPT-2 built from a config sized to the data.
+        backbone (str): 'compact' (the default), a GPT-2 built from a config sized to the data
+            over a columnar vocabulary; or the name or local directory of any Hugging Face causal
+            language model (e.g. 'distilgpt2', the paper's), fine-tuned on the rows as text
+            ("age is 42, color is red", GReaT) with grammar-constrained decoding (see
+            docs/backbones.md). Offline, pass a local directory.
         model_config (dict or None): overrides of the compact GPT-2 size: ``n_embd``,
             ``n_layer``, ``n_head``, ``dropout``. Defaults to None (sized to the data).
+        lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
+            instead of all weights, in SFT and alignment (a dict holds LoraConfig fields;
+            defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters
+            and the backbone's name, not the base weights. Defaults to None (all weights).
         permutation_rate (float): share of training rows in a random column order (the rest in
             the table's order, which unconditional sampling uses). Defaults to 0.5.
         temperature (float): sampling temperature. Defaults to 1.0.
@@ -88,19 +128,28 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
-                 backbone='compact', model_config=None, permutation_rate=0.5, temperature=1.0,
-                 rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
+                 backbone='compact', model_config=None, lora=None, permutation_rate=0.5,
+                 temperature=1.0, rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
                  group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
         _check_positive_int('epochs', epochs, allow_none=True)
         _check_positive_int('batch_size', batch_size)
         if not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
             raise ValueError(f'learning_rate must be a positive number, got {learning_rate!r}.')
-        if backbone not in BACKBONES:
+        _check_backbone(backbone)
+        compact = isinstance(backbone, str) and backbone == 'compact'
+        if not compact and model_config is not None:
             raise ValueError(
-                f'backbone must be one of {BACKBONES}, got {backbone!r}. Pretrained Hugging Face '
-                'backbones are not supported yet.'
+                'model_config sizes the compact backbone; it does not apply to a pretrained '
+                f'backbone ({backbone!r}). Leave it None.'
             )
+        if lora is not None:
+            if compact:
+                raise ValueError(
+                    "lora applies to pretrained backbones; the compact backbone trains all its "
+                    "weights (alignment adapters are set with adapter='lora')."
+                )
+            as_lora_config(lora)  # fail early on a bad config
         if model_config is not None and not isinstance(model_config, dict):
             raise ValueError(f'model_config must be a dict or None, got {model_config!r}.')
         unknown = set(model_config or {}) - {'n_embd', 'n_layer', 'n_head', 'dropout'}
@@ -148,6 +197,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.learning_rate = learning_rate
         self.backbone = backbone
         self.model_config = model_config
+        self.lora = lora
         self.permutation_rate = permutation_rate
         self.temperature = temperature
         self.rounds = rounds
@@ -195,11 +245,19 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     def _fit(self, processed_data):
         seed = self.seed if self.seed is not None else int(pd.Timestamp.now().value % 2**31)
-        self._model = TabularLM(
-            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            permutation_rate=self.permutation_rate, model_config=self.model_config,
-            device=self.device, seed=seed, verbose=self.verbose,
-        )
+        if isinstance(self.backbone, str) and self.backbone == 'compact':
+            self._model = TabularLM(
+                epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                permutation_rate=self.permutation_rate, model_config=self.model_config,
+                device=self.device, seed=seed, verbose=self.verbose,
+            )
+        else:
+            self._model = TextLM(
+                os.path.expanduser(os.fspath(self.backbone)), lora=self.lora,
+                epochs=self.epochs, batch_size=self.batch_size,
+                learning_rate=self.learning_rate, permutation_rate=self.permutation_rate,
+                device=self.device, seed=seed, verbose=self.verbose,
+            )
         alignment = None
         if self.rounds:
             alignment = {

@@ -153,8 +153,12 @@ def test_model_config_that_does_not_divide_raises_naming_it():
     ('rounds', -1),
     ('rounds', 1.5),
     ('rounds', True),
-    ('backbone', 'gpt2'),
+    ('backbone', './no/such/model'),  # a path that does not exist (pretrained names are valid)
+    ('backbone', '/no/such/model'),
+    ('backbone', 'not a model name'),
+    ('backbone', 3),
     ('backbone', None),
+    ('lora', {'r': 4}),  # LoRA is for pretrained backbones, not 'compact'
     ('model_config', {'n_embd': 16, 'width': 3}),
     ('model_config', [16, 1, 1]),
     ('device', 'not-a-device'),
