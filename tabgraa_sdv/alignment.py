@@ -95,7 +95,7 @@ class Scorer:
     sees) give the detection AUC used to pick the best round.
     """
 
-    def __init__(self, codec, real_tokens, holdout_tokens, reward='classifier', seed=0,
+    def __init__(self, codec, real_tokens, holdout_tokens, reward='logodds', seed=0,
                  user_reward=None, decode=None):
         self.features = R.TokenFeatures(codec)
         self.real_X = self.features.transform(real_tokens)
@@ -177,7 +177,7 @@ def diversity(tokens):
 
 
 # ---------------------------------------------------------------------------------- the loop
-def align_lm(lm, codec, train_tokens, holdout_tokens, reward='classifier', user_reward=None,
+def align_lm(lm, codec, train_tokens, holdout_tokens, reward='logodds', user_reward=None,
              record=False, **options):
     """Run TabGRAA rounds on a fitted language model ``lm``. ``codec`` is the columnar codec of
     its token rows (``train_tokens`` feed the reward classifier, ``holdout_tokens``, never seen

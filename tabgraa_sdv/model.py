@@ -107,7 +107,7 @@ class TabularLM:
         self.set_random_state(self.seed)
         return self
 
-    def align(self, train_tokens, holdout_tokens, reward='classifier', user_reward=None,
+    def align(self, train_tokens, holdout_tokens, reward='logodds', user_reward=None,
               record=False, **options):
         """TabGRAA rounds after SFT (see ``alignment.py``). ``train_tokens`` feed the reward
         classifier, ``holdout_tokens`` (never seen by it) the detection AUC that picks the

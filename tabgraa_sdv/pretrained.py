@@ -375,7 +375,7 @@ class TextLM:
         self.model.eval()
         return history
 
-    def align(self, train_tokens, holdout_tokens, reward='classifier', user_reward=None,
+    def align(self, train_tokens, holdout_tokens, reward='logodds', user_reward=None,
               record=False, **options):
         """TabGRAA rounds (see :meth:`tabgraa_sdv.model.TabularLM.align`)."""
         from tabgraa_sdv.alignment import align_lm
