@@ -56,7 +56,7 @@ class TabularLM:
     Args mirror :class:`tabgraa_sdv.TabGRAASynthesizer`'s model parameters.
     """
 
-    def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.5,
+    def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
                  verbose=False):
         self.epochs = epochs

@@ -216,7 +216,7 @@ class TextLM:
     """
 
     def __init__(self, backbone, lora=None, epochs=None, batch_size=64, learning_rate=5e-5,
-                 permutation_rate=0.5, micro_batch_size=32, sample_batch_size=256,
+                 permutation_rate=0.3, micro_batch_size=32, sample_batch_size=256,
                  max_base=256, device=None, seed=0, verbose=False):
         self.backbone = os.fspath(backbone)
         self.lora = as_lora_config(lora)

@@ -41,7 +41,7 @@ def mean_token_nll(model, tokens, order, layout):
 
 def default_epochs(n_rows):
     """Upper bound on epochs when the user gives none; early stopping usually ends sooner."""
-    return int(np.clip(math.ceil(600_000 / max(n_rows, 1)), 10, 300))
+    return int(np.clip(math.ceil(1_500_000 / max(n_rows, 1)), 10, 300))
 
 
 def split_rows(n_rows, validation_fraction, seed):
@@ -53,7 +53,7 @@ def split_rows(n_rows, validation_fraction, seed):
 
 def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
               epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=0.01, patience=4,
-              permutation_rate=0.5, seed=0, device='cpu', verbose=False):
+              permutation_rate=0.3, seed=0, device='cpu', verbose=False):
     """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
 
     Returns a list of dicts, one per epoch: ``epoch``, ``train_loss``, ``val_loss`` (mean

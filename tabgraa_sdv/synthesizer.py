@@ -98,7 +98,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters
             and the backbone's name, not the base weights. Defaults to None (all weights).
         permutation_rate (float): share of training rows in a random column order (the rest in
-            the table's order, which unconditional sampling uses). Defaults to 0.5.
+            the table's order, which unconditional sampling uses). Defaults to 0.3.
         temperature (float): sampling temperature. Defaults to 1.0.
         rounds (int): most TabGRAA alignment rounds after SFT; 0 is SFT only. The round with
             the best held-out detection AUC is kept (round 0, the SFT model, included) and
@@ -128,7 +128,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
-                 backbone='compact', model_config=None, lora=None, permutation_rate=0.5,
+                 backbone='compact', model_config=None, lora=None, permutation_rate=0.3,
                  temperature=1.0, rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
                  group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
