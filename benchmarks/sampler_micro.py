@@ -1,0 +1,69 @@
+"""Micro-benchmarks behind the sampler's design (docs/performance.md).
+
+    python benchmarks/sampler_micro.py
+
+1. One categorical draw per row from ``[rows, slot size]`` logits: the Gumbel-max trick,
+   ``torch.multinomial`` and the inverse CDF (one uniform per row, searched in the cumulative
+   softmax), at Adult's slot sizes.
+2. The compact transformer alone (Adult's size: 2 layers x 64, 17 slots), KV-cached, one token
+   per step: the FLOP-bound ceiling of sampling rows/s before logits and draws.
+"""
+
+import time
+
+import torch
+
+from tabgraa_sdv.backbone import build_compact, compact_config
+
+
+def timed(fn, repeat=10):
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+def draws(rows=16384):
+    generator = torch.Generator().manual_seed(0)
+    print(f'one draw per row, {rows} rows (ms per slot)')
+    for size in (2, 42, 119, 271):
+        logits = torch.randn(rows, size)
+
+        def gumbel():
+            noise = torch.empty_like(logits).exponential_(generator=generator)
+            return (logits - noise.log()).argmax(-1)
+
+        def multinomial():
+            return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+
+        def inverse_cdf():
+            cdf = torch.softmax(logits, -1).cumsum_(-1)
+            u = torch.rand(rows, 1, generator=generator) * cdf[:, -1:]
+            return torch.searchsorted(cdf, u, right=True)
+
+        cells = [f'{fn.__name__} {timed(fn) * 1000:.2f}' for fn in (gumbel, multinomial, inverse_cdf)]
+        print(f'  slot of {size:>3} tokens: ' + ', '.join(cells))
+
+
+def transformer(batch=2048, slots=17):
+    config = compact_config(1300, slots, 30_000)
+    model = build_compact(config, seed=0).eval()
+    ids = torch.zeros(batch, 1, dtype=torch.long)
+
+    @torch.no_grad()
+    def decode():
+        out = model.transformer(input_ids=ids, position_ids=torch.zeros_like(ids), use_cache=True)
+        for step in range(1, slots):
+            out = model.transformer(input_ids=ids, position_ids=torch.full_like(ids, step),
+                                    cache=out.cache, use_cache=True)
+
+    seconds = timed(decode, repeat=5)
+    print(f'transformer alone, {batch} rows x {slots} steps: {seconds:.3f} s '
+          f'= {batch / seconds:,.0f} rows/s')
+
+
+if __name__ == '__main__':
+    print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
+    draws()
+    transformer()
