@@ -7,6 +7,8 @@
    softmax), at Adult's slot sizes.
 2. The compact transformer alone (Adult's size: 2 layers x 64, 17 slots), KV-cached, one token
    per step: the FLOP-bound ceiling of sampling rows/s before logits and draws.
+3. The whole sampler on Adult by batch size (after a 1-epoch fit; speed does not depend on how
+   well the model is trained).
 """
 
 import time
@@ -63,7 +65,21 @@ def transformer(batch=2048, slots=17):
           f'= {batch / seconds:,.0f} rows/s')
 
 
+def batch_sizes(rows=16384):
+    """Whole sampler (TabularLM.sample) on Adult after a 1-epoch fit, by batch size."""
+    import pandas as pd
+
+    from tabgraa_sdv.model import TabularLM
+
+    lm = TabularLM(epochs=1).fit(pd.read_csv('../shared/datasets/adult/train.csv'))
+    for batch in (2048, 4096, 8192, 16384):
+        lm.sample_batch_size = batch
+        print(f'TabularLM.sample({rows}), batches of {batch:>5}: '
+              f'{rows / timed(lambda: lm.sample(rows), repeat=2):,.0f} rows/s')
+
+
 if __name__ == '__main__':
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads')
     draws()
     transformer()
+    batch_sizes()
