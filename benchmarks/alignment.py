@@ -96,7 +96,9 @@ def run_cell(root, name, objective, seed, settings):
         'machine': f'{platform.machine()}, 2 cores',
         'finished_at': pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'),
     }
-    history = [{'dataset': name, 'objective': objective, 'seed': seed, **h} for h in history]
+    label = {'settings': row['settings']} if settings != SETTINGS else {}
+    history = [{'dataset': name, 'objective': objective, 'seed': seed, **h, **label}
+               for h in history]
     return row, history
 
 
@@ -112,6 +114,8 @@ def main(argv=None):
     settings = {**SETTINGS, **json.loads(args.settings)}
     results = Path(args.results)
     history_path = results.with_name(results.stem + '_history.csv')
+    if settings != SETTINGS:  # sweeps keep their per-round history apart, labelled
+        history_path = results.with_name(results.stem + '_sweep_history.csv')
     done = pd.read_csv(results) if results.exists() else pd.DataFrame(
         columns=['dataset', 'objective', 'seed', 'settings'])
     for seed in args.seeds:

@@ -220,8 +220,11 @@ class Aligner:
 
     def __init__(self, lm, scorer, *, rounds, objective='tabgraa', pool_size=8192,
                  group_size=64, beta=1.0, learning_rate=1e-4, quantile=0.5, adapter='lora',
-                 lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None):
+                 lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None, anchor=0.0):
         self.lm, self.scorer = lm, scorer
+        # anchor > 0 adds anchor * mean_{G+} -log pi_theta(x) (DPO + NLL, "RPO"): it keeps the
+        # high group's likelihood up so the pairwise loss cannot win by pushing mass off both.
+        self.anchor = anchor
         self.rounds, self.objective = rounds, objective
         self.pool_size, self.group_size, self.beta = pool_size, group_size, beta
         self.learning_rate, self.quantile, self.adapter = learning_rate, quantile, adapter
@@ -312,6 +315,9 @@ class Aligner:
             rows = np.concatenate([high[g], low[g]])
             rho = self._log_probs(pool[rows]) - reference[torch.as_tensor(rows)]
             loss = loss_fn(rho[:self.group_size][None], rho[self.group_size:][None], self.beta)
+            if self.anchor:
+                high_log_prob = rho[:self.group_size] + reference[torch.as_tensor(high[g])]
+                loss = loss - self.anchor * high_log_prob.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
