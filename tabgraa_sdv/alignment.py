@@ -25,6 +25,7 @@ per-column entropy) is never kept.
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -177,6 +178,23 @@ def diversity(tokens):
 
 
 # ---------------------------------------------------------------------------------- the loop
+MIN_ALIGNMENT_ROWS = 20
+
+
+def align_after_sft(lm, tokens, train_index, val_index, alignment):
+    """The alignment rounds ``fit`` runs after SFT, if ``alignment`` asks for any: skipped with a
+    warning on tables too small to score synthetic rows against."""
+    if alignment is None or alignment.get('rounds', 0) <= 0:
+        return
+    if len(tokens) < MIN_ALIGNMENT_ROWS:
+        warnings.warn(
+            f'Only {len(tokens)} rows: too few to score synthetic rows against, so the '
+            f'alignment rounds are skipped (SFT only). They need {MIN_ALIGNMENT_ROWS}.'
+        )
+        return
+    lm.align(tokens[train_index], tokens[val_index], **alignment)
+
+
 def align_lm(lm, codec, train_tokens, holdout_tokens, reward='logodds', user_reward=None,
              record=False, **options):
     """Run TabGRAA rounds on a fitted language model ``lm``. ``codec`` is the columnar codec of
@@ -318,13 +336,16 @@ class Aligner:
             if self.anchor:
                 high_log_prob = rho[:self.group_size] + reference[torch.as_tensor(high[g])]
                 loss = loss - self.anchor * high_log_prob.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(self._step(optimizer, loss))
         self.policy.eval()
         return float(np.mean(losses)), len(high)
+
+    def _step(self, optimizer, loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
+        optimizer.step()
+        return loss.item()
 
     def _sft_round(self, optimizer, n_steps, rng):
         """sft_more: the same number of optimizer steps of plain next-token training on real
@@ -335,11 +356,7 @@ class Aligner:
         for _ in range(n_steps):
             rows = rng.choice(len(real), 2 * self.group_size, replace=False)
             loss = -self._log_probs(real[rows]).mean() / real.shape[1]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), 1.0)
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(self._step(optimizer, loss))
         self.policy.eval()
         return float(np.mean(losses))
 

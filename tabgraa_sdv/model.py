@@ -5,7 +5,6 @@ representation. The SDV synthesizer is a thin wrapper around this object (its ``
 """
 
 import copy
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -17,8 +16,6 @@ from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
 from tabgraa_sdv.sft import slot_orders, split_rows, train_sft
 
-
-MIN_ALIGNMENT_ROWS = 20
 
 
 def resolve_device(device):
@@ -96,14 +93,9 @@ class TabularLM:
             verbose=self.verbose,
         )
         self.alignment_history = []
-        if alignment is not None and alignment.get('rounds', 0) > 0:
-            if len(tokens) < MIN_ALIGNMENT_ROWS:
-                warnings.warn(
-                    f'Only {len(tokens)} rows: too few to score synthetic rows against, so the '
-                    f'alignment rounds are skipped (SFT only). They need {MIN_ALIGNMENT_ROWS}.'
-                )
-            else:
-                self.align(tokens[train_index], tokens[val_index], **alignment)
+        from tabgraa_sdv.alignment import align_after_sft
+
+        align_after_sft(self, tokens, train_index, val_index, alignment)
         self.set_random_state(self.seed)
         return self
 

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from tabgraa_sdv.backbone import body
-from tabgraa_sdv.model import MIN_ALIGNMENT_ROWS, make_generator, resolve_device
+from tabgraa_sdv.model import make_generator, resolve_device
 from tabgraa_sdv.sampling import draw
 from tabgraa_sdv.sft import default_epochs, split_rows
 from tabgraa_sdv.text_codec import TextCodec
@@ -277,14 +277,9 @@ class TextLM:
         tokens = self.codec.encode(data)
         train_index, val_index = split_rows(len(tokens), 0.1, self.seed)
         self.history = self._train_sft(tokens[train_index], tokens[val_index])
-        if alignment is not None and alignment.get('rounds', 0) > 0:
-            if len(tokens) < MIN_ALIGNMENT_ROWS:
-                warnings.warn(
-                    f'Only {len(tokens)} rows: too few to score synthetic rows against, so the '
-                    f'alignment rounds are skipped (SFT only). They need {MIN_ALIGNMENT_ROWS}.'
-                )
-            else:
-                self.align(tokens[train_index], tokens[val_index], **alignment)
+        from tabgraa_sdv.alignment import align_after_sft
+
+        align_after_sft(self, tokens, train_index, val_index, alignment)
         self.set_random_state(self.seed)
         return self
 

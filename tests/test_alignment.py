@@ -21,7 +21,8 @@ from tabgraa_sdv import alignment as A  # noqa: E402
 from tabgraa_sdv.alignment import (  # noqa: E402
     OBJECTIVES, Aligner, Scorer, auc_standard_error, diversity, dpo_loss, kto_loss, npo_loss,
     partition, tabgraa_loss)
-from tabgraa_sdv.model import MIN_ALIGNMENT_ROWS, TabularLM  # noqa: E402
+from tabgraa_sdv.alignment import MIN_ALIGNMENT_ROWS  # noqa: E402
+from tabgraa_sdv.model import TabularLM  # noqa: E402
 from tabgraa_sdv.rewards import REWARDS  # noqa: E402
 
 HISTORY_COLUMNS = ['round', 'reward_mean', 'reward_high_mean', 'reward_low_mean', 'loss',
