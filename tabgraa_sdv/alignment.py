@@ -181,9 +181,13 @@ def diversity(tokens):
 MIN_ALIGNMENT_ROWS = 20
 
 
-def align_after_sft(lm, tokens, train_index, val_index, alignment):
+def align_after_sft(lm, tokens, train_index, val_index, alignment, parallel=None):
     """The alignment rounds ``fit`` runs after SFT, if ``alignment`` asks for any: skipped with a
-    warning on tables too small to score synthetic rows against."""
+    warning on tables too small to score synthetic rows against.
+
+    In a multi-process launch (``parallel``) every process runs the rounds on the same gathered
+    pools, so they take the same decisions; process 0's model and history are then copied to
+    all, so that any nondeterminism of GPU kernels cannot leave the processes apart."""
     if alignment is None or alignment.get('rounds', 0) <= 0:
         return
     if len(tokens) < MIN_ALIGNMENT_ROWS:
@@ -193,6 +197,9 @@ def align_after_sft(lm, tokens, train_index, val_index, alignment):
         )
         return
     lm.align(tokens[train_index], tokens[val_index], **alignment)
+    if parallel is not None and parallel.active:
+        parallel.broadcast_module(lm.model)
+        lm.alignment_history = parallel.broadcast_object(lm.alignment_history)
 
 
 def align_lm(lm, codec, train_tokens, holdout_tokens, reward='logodds', user_reward=None,

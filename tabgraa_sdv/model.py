@@ -13,38 +13,10 @@ from tqdm.auto import tqdm
 
 from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot_log_probs
 from tabgraa_sdv.codec import ColumnarCodec
+from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
 from tabgraa_sdv.sft import slot_orders, split_rows, train_sft
 
-
-
-def resolve_device(device):
-    """``None`` picks CUDA, then MPS, then CPU."""
-    if device is None:
-        if torch.cuda.is_available():
-            return torch.device('cuda')
-        if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
-            return torch.device('mps')
-        return torch.device('cpu')
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"Invalid device {device!r}: use None, 'cpu', 'cuda' or 'mps'.") from error
-
-
-def make_generator(random_state, device):
-    """A torch generator on ``device`` from an int seed, a generator or SDV's
-    ``(np.random.RandomState, torch.Generator)`` pair (its state is copied), or ``None``."""
-    generator = torch.Generator(device=device)
-    if random_state is None:
-        generator.seed()
-    elif isinstance(random_state, torch.Generator):
-        generator.set_state(random_state.get_state())
-    elif isinstance(random_state, tuple):  # SDV passes (np.random.RandomState, torch.Generator)
-        generator.set_state(random_state[1].get_state())
-    else:
-        generator.manual_seed(int(random_state))
-    return generator
 
 
 class TabularLM:
@@ -85,17 +57,18 @@ class TabularLM:
         self.model = build_compact(config, seed=self.seed).to(self.device)
         self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
         train_index, val_index = split_rows(len(tokens), 0.1, self.seed)
+        parallel = DataParallel(self.device)
         self.history = train_sft(
             self.model, tokens[train_index], tokens[val_index], self.layout,
             self.codec.slot_column, self.codec.slot_position,
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             permutation_rate=self.permutation_rate, seed=self.seed, device=self.device,
-            verbose=self.verbose,
+            verbose=self.verbose, parallel=parallel,
         )
         self.alignment_history = []
         from tabgraa_sdv.alignment import align_after_sft
 
-        align_after_sft(self, tokens, train_index, val_index, alignment)
+        align_after_sft(self, tokens, train_index, val_index, alignment, parallel)
         self.set_random_state(self.seed)
         return self
 
@@ -120,9 +93,11 @@ class TabularLM:
         """Unconditional token rows ``[num_rows, n_slots]`` from the current model."""
         if self._generator is None:
             self.set_random_state(self.seed)
-        return sample_tokens(self.model, DecodingPlan(self.codec, self.device), num_rows,
-                             temperature=temperature, batch_size=self.sample_batch_size,
-                             generator=self._generator, device=self.device)
+        plan = DecodingPlan(self.codec, self.device)
+        return DataParallel(self.device).sample(num_rows, self._generator, lambda rows, generator:
+            sample_tokens(self.model, plan, rows.stop - rows.start, temperature=temperature,
+                          batch_size=self.sample_batch_size, generator=generator,
+                          device=self.device))
 
     # ---------------------------------------------------------------------------- sampling
     def set_random_state(self, random_state):
@@ -151,14 +126,15 @@ class TabularLM:
         plan = DecodingPlan(self.codec, self.device)
         if self._generator is None:
             self.set_random_state(self.seed)
-        with tqdm(total=num_rows, desc='Sampling', unit='row',
-                  disable=not (self.verbose and num_rows >= 50_000)) as bar:
-            tokens = sample_tokens(
-                self.model, plan, num_rows, prefix_slots=prefix_slots,
-                prefix_tokens=prefix_tokens, temperature=temperature,
-                batch_size=self.sample_batch_size, generator=self._generator,
-                device=self.device, progress=bar,
-            )
+        parallel = DataParallel(self.device)
+        with tqdm(total=num_rows, desc='Sampling', unit='row', disable=not (
+                self.verbose and parallel.is_main and num_rows >= 50_000)) as bar:
+            tokens = parallel.sample(num_rows, self._generator, lambda rows, generator: sample_tokens(
+                self.model, plan, rows.stop - rows.start, prefix_slots=prefix_slots,
+                prefix_tokens=None if prefix_tokens is None else prefix_tokens[rows],
+                temperature=temperature, batch_size=self.sample_batch_size,
+                generator=generator, device=self.device, progress=bar,
+            ))
         return self.codec.decode(tokens)
 
     # ---------------------------------------------------------------------- log-likelihood

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from tabgraa_sdv.backbone import body
-from tabgraa_sdv.model import make_generator, resolve_device
+from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
 from tabgraa_sdv.sampling import draw
 from tabgraa_sdv.sft import default_epochs, split_rows
 from tabgraa_sdv.text_codec import TextCodec
@@ -279,7 +279,8 @@ class TextLM:
         self.history = self._train_sft(tokens[train_index], tokens[val_index])
         from tabgraa_sdv.alignment import align_after_sft
 
-        align_after_sft(self, tokens, train_index, val_index, alignment)
+        align_after_sft(self, tokens, train_index, val_index, alignment,
+                        DataParallel(self.device))
         self.set_random_state(self.seed)
         return self
 
@@ -294,30 +295,31 @@ class TextLM:
         return (torch.as_tensor(ids, device=self.device),
                 torch.as_tensor(sets, device=self.device), self._set_table())
 
-    def _nll_step(self, value_ids, orders, train=True):
-        """Mean negative log-likelihood per chosen token of one batch, accumulated over
-        micro-batches (with gradients when ``train``)."""
-        total, count = 0.0, 0
-        chunks = []
-        for begin in range(0, len(value_ids), self.micro_batch_size):
-            chunk = slice(begin, begin + self.micro_batch_size)
-            chunks.append(self._batch(value_ids[chunk], orders[chunk]))
-        n_free = sum(int((sets[:, 1:] > 0).sum()) for _, sets, _ in chunks)
+    def _nll_step(self, value_ids, orders, parallel, train=True):
+        """Summed negative log-likelihood of this process's share of a batch, and the number of
+        chosen tokens in the whole batch; with ``train``, the gradient of their ratio (the
+        batch's mean per token) accumulates over micro-batches, which bounds memory."""
+        mine = parallel.shard(len(value_ids))
+        value_ids, orders = value_ids[mine], orders[mine]
+        chunks = [self._batch(value_ids[i:i + self.micro_batch_size],
+                              orders[i:i + self.micro_batch_size])
+                  for i in range(0, len(value_ids), self.micro_batch_size)]
+        n_free = int(parallel.sum(sum(int((sets[:, 1:] > 0).sum()) for _, sets, _ in chunks)))
+        total = 0.0
         if n_free == 0:
-            return 0.0, 0
+            return total, 0
         for ids, sets, table in chunks:
             with torch.set_grad_enabled(train):
-                sums, n = constrained_log_probs(self.model, ids, sets, table)
-                loss = -sums.sum() / n_free
+                nll = -constrained_log_probs(self.model, ids, sets, table)[0].sum()
             if train:
-                loss.backward()
-            total += loss.item()
-            count += n
-        return total, count
+                (nll / n_free).backward()
+            total += nll.item()
+        return total, n_free
 
     def _train_sft(self, train_tokens, val_tokens, weight_decay=0.01, patience=4):
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
+        parallel = DataParallel(self.device)
         n_columns = self.codec.n_columns
         train_ids = self.codec.value_ids(train_tokens)
         val_ids = self.codec.value_ids(val_tokens) if len(val_tokens) else None
@@ -327,11 +329,13 @@ class TextLM:
         steps = max_epochs * math.ceil(len(train_ids) / batch_size)
         parameters = [p for p in self.model.parameters() if p.requires_grad]
         trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        parallel.broadcast_module(self.model)
         optimizer = torch.optim.AdamW(parameters, lr=self.learning_rate, weight_decay=weight_decay)
         scheduler = get_cosine_schedule_with_warmup(
             optimizer, num_warmup_steps=min(100, steps // 10), num_training_steps=steps)
         history, best = [], (math.inf, None, 0)
-        bar = tqdm(total=max_epochs, desc='SFT', unit='epoch', disable=not self.verbose)
+        bar = tqdm(total=max_epochs, desc='SFT', unit='epoch',
+                   disable=not (self.verbose and parallel.is_main))
         for epoch in range(1, max_epochs + 1):
             self.model.train()
             permutation = rng.permutation(len(train_ids))
@@ -340,20 +344,24 @@ class TextLM:
                 batch = train_ids[permutation[begin:begin + batch_size]]
                 orders = column_orders(len(batch), n_columns, self.permutation_rate, rng)
                 optimizer.zero_grad(set_to_none=True)
-                loss, n = self._nll_step(batch, orders)
+                nll, n = self._nll_step(batch, orders, parallel)
                 if n:
+                    parallel.sum_gradients(parameters)
                     torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                     optimizer.step()
                 scheduler.step()
-                total += loss * len(batch)
-                count += len(batch)
-            record = {'epoch': epoch, 'train_loss': total / count, 'val_loss': math.nan}
+                total += nll
+                count += n
+            record = {'epoch': epoch, 'train_loss': parallel.sum(total) / max(count, 1),
+                      'val_loss': math.nan}
             if val_ids is not None:
                 self.model.eval()
                 losses = [self._nll_step(val_ids[i:i + batch_size], val_orders[i:i + batch_size],
-                                         train=False) for i in range(0, len(val_ids), batch_size)]
+                                         parallel, train=False)
+                          for i in range(0, len(val_ids), batch_size)]
                 n_val = sum(n for _, n in losses)
-                record['val_loss'] = (sum(l * n for l, n in losses) / n_val) if n_val else 0.0
+                record['val_loss'] = parallel.sum(sum(l for l, _ in losses)) / n_val \
+                    if n_val else 0.0
             history.append(record)
             bar.update(1)
             bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{record['val_loss']:.4f}")
@@ -400,9 +408,11 @@ class TextLM:
         self._check_fitted()
         if self._generator is None:
             self.set_random_state(self.seed)
-        return sample_text_rows(self.model, self.codec, num_rows, range(self.codec.n_columns),
-                                temperature=temperature, batch_size=self.sample_batch_size,
-                                generator=self._generator, device=self.device)
+        return DataParallel(self.device).sample(num_rows, self._generator, lambda rows, generator:
+            sample_text_rows(self.model, self.codec, rows.stop - rows.start,
+                             range(self.codec.n_columns), temperature=temperature,
+                             batch_size=self.sample_batch_size, generator=generator,
+                             device=self.device))
 
     def sample(self, num_rows, conditions=None, temperature=1.0):
         """Sample ``num_rows`` rows; ``conditions`` as for :meth:`TabularLM.sample` (the
@@ -426,12 +436,14 @@ class TextLM:
             order = list(forced) + [c for c in order if c not in forced]
         if self._generator is None:
             self.set_random_state(self.seed)
-        with tqdm(total=num_rows, desc='Sampling', unit='row',
-                  disable=not (self.verbose and num_rows >= 50_000)) as bar:
-            tokens = sample_text_rows(
-                self.model, self.codec, num_rows, order, conditions=forced,
-                temperature=temperature, batch_size=self.sample_batch_size,
-                generator=self._generator, device=self.device, progress=bar)
+        parallel = DataParallel(self.device)
+        with tqdm(total=num_rows, desc='Sampling', unit='row', disable=not (
+                self.verbose and parallel.is_main and num_rows >= 50_000)) as bar:
+            tokens = parallel.sample(num_rows, self._generator, lambda rows, generator:
+                sample_text_rows(self.model, self.codec, rows.stop - rows.start, order,
+                                 conditions={c: codes[rows] for c, codes in forced.items()},
+                                 temperature=temperature, batch_size=self.sample_batch_size,
+                                 generator=generator, device=self.device, progress=bar))
         return self.codec.decode(tokens)
 
     # ---------------------------------------------------------------------- log-likelihood

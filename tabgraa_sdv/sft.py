@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from tabgraa_sdv.backbone import slot_log_probs
+from tabgraa_sdv.devices import DataParallel
 
 
 def slot_orders(n_rows, slot_column, slot_position, permutation_rate, generator, device):
@@ -35,10 +36,6 @@ def slot_orders(n_rows, slot_column, slot_position, permutation_rate, generator,
     return keys.argsort(dim=1)
 
 
-def mean_token_nll(model, tokens, order, layout):
-    return -slot_log_probs(model, tokens, order, layout).mean()
-
-
 def default_epochs(n_rows):
     """Upper bound on epochs when the user gives none; early stopping usually ends sooner."""
     return int(np.clip(math.ceil(1_500_000 / max(n_rows, 1)), 10, 300))
@@ -53,13 +50,17 @@ def split_rows(n_rows, validation_fraction, seed):
 
 def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
               epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=0.01, patience=4,
-              permutation_rate=0.3, seed=0, device='cpu', verbose=False):
+              permutation_rate=0.3, seed=0, device='cpu', verbose=False, parallel=None):
     """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
 
     Returns a list of dicts, one per epoch: ``epoch``, ``train_loss``, ``val_loss`` (mean
     negative log-likelihood per token). With validation rows the best epoch's weights are
     restored at the end and training stops after ``patience`` epochs without improvement.
+    ``parallel`` (a :class:`~tabgraa_sdv.devices.DataParallel`) splits every batch between
+    the processes of a multi-process launch; all of them draw the same batches and orders.
     """
+    parallel = parallel or DataParallel(device)
+    parallel.broadcast_module(model)
     generator = torch.Generator(device=device).manual_seed(seed)
     train_data = torch.as_tensor(train_tokens, dtype=torch.long, device=device)
     val_data = torch.as_tensor(val_tokens, dtype=torch.long, device=device)
@@ -87,17 +88,24 @@ def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positio
             batch = train_data[permutation[begin:begin + batch_size]]
             order = slot_orders(len(batch), slot_column, slot_position, permutation_rate,
                                 generator, device)
-            loss = mean_token_nll(model, batch, order, layout)
+            mine = parallel.shard(len(batch))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if mine.stop > mine.start:
+                # This process's share of the batch's summed NLL over all the batch's tokens:
+                # summed over processes, the mean over the whole batch.
+                nll = -slot_log_probs(model, batch[mine], order[mine], layout).sum()
+                (nll / batch.numel()).backward()
+                total += nll.item()
+            parallel.sum_gradients(model.parameters())
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            total += loss.item() * len(batch)
-            count += len(batch)
-        record = {'epoch': epoch, 'train_loss': total / count, 'val_loss': math.nan}
+            count += batch.numel()
+        record = {'epoch': epoch, 'train_loss': parallel.sum(total) / count,
+                  'val_loss': math.nan}
         if n_val:
-            record['val_loss'] = evaluate_nll(model, val_data, val_orders, layout, batch_size)
+            record['val_loss'] = evaluate_nll(model, val_data, val_orders, layout, batch_size,
+                                              parallel)
         history.append(record)
         bar.update(1)
         bar.set_postfix(train=f"{record['train_loss']:.4f}", val=f"{record['val_loss']:.4f}")
@@ -115,10 +123,14 @@ def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positio
 
 
 @torch.no_grad()
-def evaluate_nll(model, tokens, orders, layout, batch_size):
+def evaluate_nll(model, tokens, orders, layout, batch_size, parallel=None):
+    """Mean NLL per token of ``tokens`` (split between the processes of a launch)."""
     model.eval()
+    parallel = parallel or DataParallel(tokens.device)
+    mine = parallel.shard(len(tokens))
+    tokens, orders = tokens[mine], orders[mine]
     total = 0.0
     for begin in range(0, len(tokens), batch_size):
-        batch = tokens[begin:begin + batch_size]
-        total += -slot_log_probs(model, batch, orders[begin:begin + batch_size], layout).mean().item() * len(batch)
-    return total / len(tokens)
+        total -= slot_log_probs(model, tokens[begin:begin + batch_size],
+                                orders[begin:begin + batch_size], layout).sum().item()
+    return parallel.sum(total) / (parallel.sum(tokens.numel()))

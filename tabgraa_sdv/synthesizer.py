@@ -17,7 +17,8 @@ from sdv.errors import NotFittedError
 from sdv.single_table.base import BaseSingleTableSynthesizer
 
 from tabgraa_sdv.alignment import ADAPTERS, OBJECTIVES
-from tabgraa_sdv.model import TabularLM, resolve_device
+from tabgraa_sdv.devices import DataParallel, resolve_device
+from tabgraa_sdv.model import TabularLM
 from tabgraa_sdv.pretrained import TextLM, as_lora_config
 from tabgraa_sdv.rewards import REWARDS
 
@@ -289,6 +290,15 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 for c in modelled
             })
         return self._model.sample(num_rows, condition_frame, temperature=self.temperature)
+
+    def save(self, filepath):
+        """Save the synthesizer with cloudpickle (SDV's format). In a multi-process launch
+        (``accelerate launch``), process 0 writes the file and the others wait for it."""
+        model = getattr(self, '_model', None)
+        parallel = DataParallel(model.device if model is not None else 'cpu')
+        if parallel.is_main:
+            super().save(filepath)
+        parallel.barrier()
 
     # --------------------------------------------------------------------------- conditions
     def _normalize_conditions(self, condition_df):
