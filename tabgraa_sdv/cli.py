@@ -2,6 +2,7 @@
 
     tabgraa demo                                   # fit the bundled Adult sample, print quality
     tabgraa fit data.csv --metadata m.json -o model.pkl [--epochs N] [--rounds R]
+                [--backbone distilgpt2 --lora-r 8]
     tabgraa sample model.pkl -n 1000 -o out.csv [--condition col=value ...]
     tabgraa evaluate real.csv synthetic.csv [--metadata m.json]
     tabgraa benchmark [--quick] [--datasets ...]   # benchmarks/sdgym_benchmark.py (bench extra)
@@ -44,12 +45,26 @@ def _load_metadata(path, data, table_name):
     return Metadata.load_from_json(path)
 
 
+# Options of `fit` and `demo` passed to TabGRAASynthesizer under the same name when given.
+MODEL_OPTIONS = ('epochs', 'batch_size', 'learning_rate', 'backbone', 'rounds', 'objective',
+                 'reward', 'alignment_learning_rate', 'device')
+
+
 def _model_kwargs(args):
     kwargs = {'verbose': not args.quiet, 'seed': args.seed}
-    for name in ('epochs', 'batch_size', 'device'):
-        if getattr(args, name) is not None:
+    for name in MODEL_OPTIONS:
+        if getattr(args, name, None) is not None:
             kwargs[name] = getattr(args, name)
+    if getattr(args, 'lora_r', None) is not None:
+        kwargs['lora'] = {'r': args.lora_r, 'lora_alpha': 2 * args.lora_r}
     return kwargs
+
+
+def _is_main_process(device):
+    """False in the processes but the first of an ``accelerate launch`` (they write nothing)."""
+    from tabgraa_sdv.devices import DataParallel, resolve_device
+
+    return DataParallel(resolve_device(device)).is_main
 
 
 def cmd_demo(args):
@@ -82,8 +97,9 @@ def cmd_fit(args):
     metadata = _load_metadata(args.metadata, data, Path(args.data).stem)
     synthesizer = TabGRAASynthesizer(metadata, **_model_kwargs(args))
     synthesizer.fit(data)
-    synthesizer.save(args.output)
-    print(f'saved {args.output}')
+    synthesizer.save(args.output)  # by the first process only, in a multi-process launch
+    if _is_main_process(synthesizer.device):
+        print(f'saved {args.output}')
 
 
 def _parse_condition(text):
@@ -110,8 +126,9 @@ def cmd_sample(args):
         synthetic = synthesizer.sample_from_conditions([Condition(values, num_rows=args.num_rows)])
     else:
         synthetic = synthesizer.sample(args.num_rows)
-    synthetic.to_csv(args.output, index=False)
-    print(f'wrote {len(synthetic)} rows to {args.output}')
+    if _is_main_process(synthesizer.device):
+        synthetic.to_csv(args.output, index=False)
+        print(f'wrote {len(synthetic)} rows to {args.output}')
 
 
 def cmd_evaluate(args):
@@ -145,12 +162,31 @@ def cmd_benchmark(argv):
 
 
 def build_parser():
+    from tabgraa_sdv.alignment import OBJECTIVES as OBJECTIVE_CHOICES
+    from tabgraa_sdv.rewards import REWARDS as REWARD_CHOICES
+
     parser = argparse.ArgumentParser(prog='tabgraa', description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest='command', required=True)
 
     def model_options(p):
+        p.add_argument('--backbone', help="'compact' (default) or a Hugging Face causal LM name "
+                                          "or local directory, e.g. distilgpt2")
+        p.add_argument('--lora-r', dest='lora_r', type=int,
+                       help='pretrained backbones: train LoRA adapters of this rank '
+                            '(default: all weights)')
         p.add_argument('--epochs', type=int, help='most SFT epochs (default: from data size)')
-        p.add_argument('--batch-size', dest='batch_size', type=int)
+        p.add_argument('--batch-size', dest='batch_size', type=int, help='rows per SFT step')
+        p.add_argument('--learning-rate', dest='learning_rate', type=float,
+                       help="SFT learning rate (default: 3e-3, the compact model's; about "
+                            '5e-5 for all the weights of a pretrained one, 2e-4 with LoRA)')
+        p.add_argument('--rounds', type=int, help='TabGRAA alignment rounds; 0: SFT only '
+                                                  '(default: 3)')
+        p.add_argument('--objective', choices=OBJECTIVE_CHOICES,
+                       help='alignment objective (default: tabgraa)')
+        p.add_argument('--reward', choices=REWARD_CHOICES,
+                       help='alignment reward (default: logodds)')
+        p.add_argument('--alignment-learning-rate', dest='alignment_learning_rate', type=float,
+                       help='learning rate of the alignment steps (default: 2e-5)')
         p.add_argument('--device', help="'cpu', 'cuda', 'mps' (default: best available)")
         p.add_argument('--seed', type=int, default=0)
         p.add_argument('--quiet', action='store_true', help='no progress bars')
