@@ -91,7 +91,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             over a columnar vocabulary; or the name or local directory of any Hugging Face causal
             language model (e.g. 'distilgpt2', the paper's), fine-tuned on the rows as text
             ("age is 42, color is red", GReaT) with grammar-constrained decoding (see
-            docs/backbones.md). Offline, pass a local directory.
+            docs/backbone-pretrained.md). Offline, pass a local directory.
         model_config (dict or None): overrides of the compact GPT-2 size: ``n_embd``,
             ``n_layer``, ``n_head``, ``dropout``. Defaults to None (sized to the data).
         lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
