@@ -36,6 +36,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from tqdm.auto import tqdm
 
 from tabgraa_sdv import rewards as R
+from tabgraa_sdv.devices import DataParallel
 
 OBJECTIVES = ('tabgraa', 'dpo', 'kto', 'npo', 'sft_more')
 ADAPTERS = ('lora', 'full')
@@ -216,7 +217,8 @@ def align_lm(lm, codec, train_tokens, holdout_tokens, reward='logodds', user_rew
                     user_reward=user_reward, decode=codec.decode)
     sft_tokens = (lambda: train_tokens) if options.get('objective') == 'sft_more' else None
     lm.set_random_state(lm.seed + 1)
-    aligner = Aligner(lm, scorer, seed=lm.seed, verbose=lm.verbose, sft_tokens=sft_tokens,
+    verbose = lm.verbose and DataParallel(lm.device).is_main  # one set of bars per launch
+    aligner = Aligner(lm, scorer, seed=lm.seed, verbose=verbose, sft_tokens=sft_tokens,
                       **options)
     aligner.record = record
     lm.alignment_history = aligner.run()
