@@ -186,3 +186,17 @@ def test_training_history_has_one_record_per_epoch(trained):
     assert np.isfinite(history[['train_loss', 'val_loss']].to_numpy()).all()
     # Loss is a mean NLL per token: positive, and below uniform guessing over the largest slot.
     assert 0 < history['train_loss'].iloc[0] < np.log(trained.codec.slot_size.max()) + 1
+
+
+def test_a_compact_model_saved_on_a_gpu_loads_on_the_cpu(trained):
+    state = trained.__getstate__()
+    state['device'] = 'cuda:0'  # as pickled on a GPU machine (weights are pickled on the CPU)
+    state['_generator_state'] = None
+    clone = TabularLM.__new__(TabularLM)
+    clone.__setstate__(copy.deepcopy(state))
+    expected = 'cuda' if torch.cuda.is_available() else 'cpu'
+    assert clone.device.type == expected
+    if expected == 'cpu':
+        trained.set_random_state(3)
+        clone.set_random_state(3)
+        pd.testing.assert_frame_equal(clone.sample(50), trained.sample(50))
