@@ -182,13 +182,13 @@ def diversity(tokens):
 MIN_ALIGNMENT_ROWS = 20
 
 
-def align_after_sft(lm, tokens, train_index, val_index, alignment, parallel=None):
+def align_after_sft(lm, tokens, train_index, val_index, alignment):
     """The alignment rounds ``fit`` runs after SFT, if ``alignment`` asks for any: skipped with a
     warning on tables too small to score synthetic rows against.
 
-    In a multi-process launch (``parallel``) every process runs the rounds on the same gathered
-    pools, so they take the same decisions; process 0's model and history are then copied to
-    all, so that any nondeterminism of GPU kernels cannot leave the processes apart."""
+    In a multi-process launch every process runs the rounds on the same gathered pools, so they
+    take the same decisions; process 0's model and history are then copied to all, so that any
+    nondeterminism of GPU kernels cannot leave the processes apart."""
     if alignment is None or alignment.get('rounds', 0) <= 0:
         return
     if len(tokens) < MIN_ALIGNMENT_ROWS:
@@ -198,7 +198,8 @@ def align_after_sft(lm, tokens, train_index, val_index, alignment, parallel=None
         )
         return
     lm.align(tokens[train_index], tokens[val_index], **alignment)
-    if parallel is not None and parallel.active:
+    parallel = DataParallel(lm.device)
+    if parallel.active:
         parallel.broadcast_module(lm.model)
         lm.alignment_history = parallel.broadcast_object(lm.alignment_history)
 

@@ -57,18 +57,17 @@ class TabularLM:
         self.model = build_compact(config, seed=self.seed).to(self.device)
         self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
         train_index, val_index = split_rows(len(tokens), 0.1, self.seed)
-        parallel = DataParallel(self.device)
         self.history = train_sft(
             self.model, tokens[train_index], tokens[val_index], self.layout,
             self.codec.slot_column, self.codec.slot_position,
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             permutation_rate=self.permutation_rate, seed=self.seed, device=self.device,
-            verbose=self.verbose, parallel=parallel,
+            verbose=self.verbose,
         )
         self.alignment_history = []
         from tabgraa_sdv.alignment import align_after_sft
 
-        align_after_sft(self, tokens, train_index, val_index, alignment, parallel)
+        align_after_sft(self, tokens, train_index, val_index, alignment)
         self.set_random_state(self.seed)
         return self
 

@@ -279,8 +279,7 @@ class TextLM:
         self.history = self._train_sft(tokens[train_index], tokens[val_index])
         from tabgraa_sdv.alignment import align_after_sft
 
-        align_after_sft(self, tokens, train_index, val_index, alignment,
-                        DataParallel(self.device))
+        align_after_sft(self, tokens, train_index, val_index, alignment)
         self.set_random_state(self.seed)
         return self
 

@@ -50,16 +50,16 @@ def split_rows(n_rows, validation_fraction, seed):
 
 def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
               epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=0.01, patience=4,
-              permutation_rate=0.3, seed=0, device='cpu', verbose=False, parallel=None):
+              permutation_rate=0.3, seed=0, device='cpu', verbose=False):
     """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
 
     Returns a list of dicts, one per epoch: ``epoch``, ``train_loss``, ``val_loss`` (mean
     negative log-likelihood per token). With validation rows the best epoch's weights are
     restored at the end and training stops after ``patience`` epochs without improvement.
-    ``parallel`` (a :class:`~tabgraa_sdv.devices.DataParallel`) splits every batch between
-    the processes of a multi-process launch; all of them draw the same batches and orders.
+    In a multi-process launch every batch is split between the processes
+    (:class:`~tabgraa_sdv.devices.DataParallel`); all of them draw the same batches and orders.
     """
-    parallel = parallel or DataParallel(device)
+    parallel = DataParallel(device)
     parallel.broadcast_module(model)
     generator = torch.Generator(device=device).manual_seed(seed)
     train_data = torch.as_tensor(train_tokens, dtype=torch.long, device=device)

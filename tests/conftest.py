@@ -4,6 +4,7 @@ Every fit in the suite is tiny (a few hundred rows, ``epochs<=2``, a one-layer 1
 seeded, so the whole suite runs in well under a few minutes on two CPU cores and is repeatable.
 """
 
+import copy
 import warnings
 
 import numpy as np
@@ -106,3 +107,20 @@ def fitted_sample(fitted):
         warnings.simplefilter('ignore')
         fitted.reset_sampling()
         return fitted.sample(500)
+
+
+def check_loads_on_the_cpu_as_if_saved_on_a_gpu(lm):
+    """Unpickle ``lm``'s state as written on a GPU machine (weights are always pickled as CPU
+    tensors): it lands on CUDA when there is one, else on the CPU, where it samples as ``lm``."""
+    state = lm.__getstate__()
+    state['device'] = 'cuda:0'
+    state['_generator_state'] = None
+    clone = type(lm).__new__(type(lm))
+    clone.__setstate__(copy.deepcopy(state))
+    expected = 'cuda' if torch.cuda.is_available() else 'cpu'
+    assert clone.device.type == expected
+    if expected == 'cpu':
+        lm.set_random_state(3)
+        clone.set_random_state(3)
+        pd.testing.assert_frame_equal(clone.sample(50), lm.sample(50))
+    return state

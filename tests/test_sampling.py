@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, check_loads_on_the_cpu_as_if_saved_on_a_gpu
 from tabgraa_sdv.codec import CategoricalColumn, NumericColumn
 from tabgraa_sdv.model import TabularLM
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
@@ -189,14 +189,4 @@ def test_training_history_has_one_record_per_epoch(trained):
 
 
 def test_a_compact_model_saved_on_a_gpu_loads_on_the_cpu(trained):
-    state = trained.__getstate__()
-    state['device'] = 'cuda:0'  # as pickled on a GPU machine (weights are pickled on the CPU)
-    state['_generator_state'] = None
-    clone = TabularLM.__new__(TabularLM)
-    clone.__setstate__(copy.deepcopy(state))
-    expected = 'cuda' if torch.cuda.is_available() else 'cpu'
-    assert clone.device.type == expected
-    if expected == 'cpu':
-        trained.set_random_state(3)
-        clone.set_random_state(3)
-        pd.testing.assert_frame_equal(clone.sample(50), trained.sample(50))
+    check_loads_on_the_cpu_as_if_saved_on_a_gpu(trained)
