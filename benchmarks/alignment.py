@@ -102,6 +102,19 @@ def run_cell(root, name, objective, seed, settings):
     return row, history
 
 
+def append_rows(path, rows):
+    """Append rows to a CSV; a row with a column the file lacks rewrites the file with it, so
+    an appended row can never land under another column's header."""
+    frame = pd.DataFrame(rows)
+    if path.exists():
+        header = pd.read_csv(path, nrows=0).columns
+        if not set(frame.columns) <= set(header):
+            pd.concat([pd.read_csv(path), frame], ignore_index=True).to_csv(path, index=False)
+            return
+        frame = frame.reindex(columns=header)
+    frame.to_csv(path, mode='a', header=not path.exists(), index=False)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
@@ -131,11 +144,9 @@ def main(argv=None):
                 row, history = run_cell(args.root, name, objective, seed, settings)
                 print(json.dumps(row), flush=True)
                 results.parent.mkdir(parents=True, exist_ok=True)
-                pd.DataFrame([row]).to_csv(results, mode='a', header=not results.exists(),
-                                           index=False)
+                append_rows(results, [row])
                 if history:
-                    pd.DataFrame(history).to_csv(history_path, mode='a',
-                                                 header=not history_path.exists(), index=False)
+                    append_rows(history_path, history)
                 done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
 
 

@@ -248,8 +248,13 @@ class Aligner:
 
     def __init__(self, lm, scorer, *, rounds, objective='tabgraa', pool_size=8192,
                  group_size=64, beta=1.0, learning_rate=1e-4, quantile=0.5, adapter='lora',
-                 lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None, anchor=0.0):
+                 lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None, anchor=0.0,
+                 backtrack=None):
         self.lm, self.scorer = lm, scorer
+        # backtrack in (0, 1): a round that is not kept is undone (the best round's weights come
+        # back, with fresh optimizer moments) and the learning rate is multiplied by it, so a
+        # step size too large for the table's reward signal shrinks instead of compounding.
+        self.backtrack = backtrack
         # anchor > 0 adds anchor * mean_{G+} -log pi_theta(x) (DPO + NLL, "RPO"): it keeps the
         # high group's likelihood up so the pairwise loss cannot win by pushing mass off both.
         self.anchor = anchor
@@ -383,13 +388,15 @@ class Aligner:
         torch.manual_seed(self.seed)
         self._wrap()
         trainable = [p for p in self.policy.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=0.0)
+        learning_rate = self.learning_rate
+        optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
         previous = self._pool()  # round 0: the SFT model's pool, the first scorer's negatives
         base = self._evaluate(0, previous, {})
         best = (base['detection_auc'], 0, self._trainable_state())
+        best_pool = previous
         self.history = [{**base, 'loss': math.nan, 'reward_mean': math.nan,
                          'reward_high_mean': math.nan, 'reward_low_mean': math.nan,
-                         'kept': True}]
+                         'learning_rate': math.nan, 'kept': True}]
         fresh = self._pool()
         bar = tqdm(range(1, self.rounds + 1), desc='TabGRAA', unit='round', disable=not self.verbose)
         for round_ in bar:
@@ -405,7 +412,8 @@ class Aligner:
             row = self._evaluate(round_, fresh, {
                 'loss': loss, 'reward_mean': float(np.mean(rewards)),
                 'reward_high_mean': float(ranked[:n_side].mean()),
-                'reward_low_mean': float(ranked[len(ranked) - n_side:].mean())})
+                'reward_low_mean': float(ranked[len(ranked) - n_side:].mean()),
+                'learning_rate': learning_rate})
             collapsed = (row['distinct_share'] < 0.8 * base['distinct_share']
                          or row['mean_entropy'] < 0.8 * base['mean_entropy'])
             row['kept'] = False
@@ -413,8 +421,14 @@ class Aligner:
             # estimate, so selection does not chase sampling noise away from the SFT model.
             if not collapsed and row['detection_auc'] < best[0] - row['detection_auc_se']:
                 best = (row['detection_auc'], round_, self._trainable_state())
+                best_pool = fresh
                 row['kept'] = True
             self.history.append(row)
+            if self.backtrack and not row['kept'] and round_ < self.rounds:
+                self.policy.load_state_dict(best[2], strict=False)
+                learning_rate *= self.backtrack
+                optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
+                previous, fresh = best_pool, self._pool()
             bar.set_postfix(auc=f"{row['detection_auc']:.3f}", best=best[1])
             if round_ - best[1] >= self.patience:
                 break

@@ -397,6 +397,28 @@ def test_the_kept_round_is_the_model_that_samples(lm_tokens, scripted_auc):
                for key, value in lm.model.state_dict().items())
 
 
+def test_backtrack_undoes_a_round_that_is_not_kept_and_shrinks_the_step(
+        lm_tokens, scripted_auc, monkeypatch):
+    scripted_auc([0.9, 0.95, 0.8])
+    starts = []  # (trainable weights, learning rate) at the start of each round's steps
+    align_round = A.Aligner._align_round
+
+    def spy(self, pool, rewards, optimizer, rng):
+        state = {k: v.clone() for k, v in self._trainable_state().items()}
+        starts.append((state, optimizer.param_groups[0]['lr']))
+        return align_round(self, pool, rewards, optimizer, rng)
+
+    monkeypatch.setattr(A.Aligner, '_align_round', spy)
+    lm, _ = fit_lm()
+    history = lm.align(*lm_tokens, rounds=2, patience=5, learning_rate=1e-2, backtrack=0.5,
+                       **ALIGN).history
+    assert [row['learning_rate'] for row in history[1:]] == [1e-2, 5e-3]
+    assert [lr for _, lr in starts] == [1e-2, 5e-3]
+    for key, value in starts[0][0].items():  # round 2 starts from round 0, not from round 1
+        torch.testing.assert_close(starts[1][0][key], value, rtol=0, atol=0, msg=key)
+    assert [row['kept'] for row in history] == [False, False, True]
+
+
 def test_a_collapsed_round_is_never_kept(lm_tokens, monkeypatch):
     diversities = iter([(1.0, 1.0), (0.5, 1.0), (1.0, 0.5)])
     aucs = iter([0.9, 0.6, 0.5])
