@@ -31,7 +31,18 @@ DATASETS = ('adult', 'default', 'shoppers', 'magic', 'beijing')
 OBJECTIVES = ('sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo')
 # Alignment settings of every objective (the synthesizer's defaults, patience raised so that
 # every round is run and recorded).
-SETTINGS = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5}
+# anneal_epochs is the SFT model's (0: the SFT models of the sessions before the anneal).
+SETTINGS = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5,
+            'anneal_epochs': 3}
+
+
+def settings_label(settings, objective):
+    """The ``settings`` column: SFT-only rows carry only the SFT's own setting."""
+    if objective == 'sft':
+        settings = {k: v for k, v in settings.items() if k == 'anneal_epochs' and v}
+    elif not settings.get('anneal_epochs'):
+        settings = {k: v for k, v in settings.items() if k != 'anneal_epochs'}
+    return json.dumps(settings)
 
 
 def load_table(root, name):
@@ -43,16 +54,33 @@ def load_table(root, name):
             Metadata.load_from_json(folder / 'metadata.json'), info)
 
 
-def sft_synthesizer(root, name, seed):
-    """The cached SFT synthesizer of a table and seed (trained on first use) and its fit time."""
+def sft_synthesizer(root, name, seed, anneal_epochs=0):
+    """The cached SFT synthesizer of a table and seed (trained on first use) and its fit time.
+
+    SFT without the anneal (``anneal_epochs=0``) is cached as ``sft_<table>_seed<seed>.pkl``
+    (the models of the sessions before the anneal existed); with it, that model is loaded and
+    annealed (:func:`tabgraa_sdv.sft.anneal_sft`, its own random stream), which gives the same
+    weights as a fit with the anneal (tests/test_sft.py) and is cached apart."""
     from tabgraa_sdv import TabGRAASynthesizer
 
     path = WORK / f'sft_{name}_seed{seed}.pkl'
+    if anneal_epochs:
+        annealed = WORK / f'sft_{name}_seed{seed}_anneal{anneal_epochs}.pkl'
+        if annealed.exists():
+            with open(annealed, 'rb') as f:
+                return pickle.load(f)
+        synthesizer, fit_seconds = sft_synthesizer(root, name, seed)
+        start = time.perf_counter()
+        anneal(synthesizer, load_table(root, name)[0], anneal_epochs)
+        fit_seconds += time.perf_counter() - start
+        with open(annealed, 'wb') as f:
+            pickle.dump((synthesizer, fit_seconds), f)
+        return synthesizer, fit_seconds
     if path.exists():
         with open(path, 'rb') as f:
             return pickle.load(f)
     train, _, metadata, _ = load_table(root, name)
-    synthesizer = TabGRAASynthesizer(metadata, rounds=0, seed=seed)
+    synthesizer = TabGRAASynthesizer(metadata, rounds=0, anneal_epochs=0, seed=seed)
     start = time.perf_counter()
     synthesizer.fit(train)
     fit_seconds = time.perf_counter() - start
@@ -62,12 +90,31 @@ def sft_synthesizer(root, name, seed):
     return synthesizer, fit_seconds
 
 
+def anneal(synthesizer, train, anneal_epochs):
+    """What ``fit`` does after SFT's early stop, applied to a model fitted without it."""
+    from tabgraa_sdv.sft import anneal_sft, default_epochs, split_rows
+
+    lm = synthesizer._model
+    tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
+    train_index, val_index = split_rows(len(tokens), 0.1, lm.seed)
+    if len(lm.history) >= default_epochs(len(train_index)):
+        return  # ran its whole schedule: fit skips the anneal too
+    lm.history = [{'phase': 'sft', **row} for row in lm.history]
+    lm.history += anneal_sft(
+        lm.model, tokens[train_index], tokens[val_index], lm.layout, lm.codec.slot_column,
+        lm.codec.slot_position, min(row['val_loss'] for row in lm.history),
+        first_epoch=len(lm.history) + 1, epochs=anneal_epochs,
+        learning_rate=lm.learning_rate / 3, batch_size=lm.batch_size,
+        permutation_rate=lm.permutation_rate, seed=lm.seed, device=lm.device)
+    lm.anneal_epochs = synthesizer.anneal_epochs = anneal_epochs
+
+
 def run_cell(root, name, objective, seed, settings):
     from tabgraa_sdv.metrics import evaluate
     from tabgraa_sdv.sft import split_rows
 
     train, test, metadata, info = load_table(root, name)
-    base, sft_seconds = sft_synthesizer(root, name, seed)
+    base, sft_seconds = sft_synthesizer(root, name, seed, settings.get('anneal_epochs', 0))
     synthesizer = copy.deepcopy(base)
     align_seconds, history = 0.0, []
     if objective != 'sft':
@@ -75,6 +122,7 @@ def run_cell(root, name, objective, seed, settings):
         tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
         train_index, val_index = split_rows(len(tokens), 0.1, lm.seed)
         options = {**settings, 'objective': objective}
+        options.pop('anneal_epochs', None)
         reward = options.pop('reward', 'logodds')
         start = time.perf_counter()
         aligner = lm.align(tokens[train_index], tokens[val_index], reward=reward, **options)
@@ -92,11 +140,11 @@ def run_cell(root, name, objective, seed, settings):
         **{k: round(v, 5) for k, v in scores.items()},
         'fit_seconds': round(sft_seconds + align_seconds, 1),
         'align_seconds': round(align_seconds, 1), 'kept_round': kept[0] if kept else 0,
-        'settings': json.dumps(settings if objective != 'sft' else {}),
+        'settings': settings_label(settings, objective),
         'machine': f'{platform.machine()}, 2 cores',
         'finished_at': pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'),
     }
-    label = {'settings': row['settings']} if settings != SETTINGS else {}
+    label = {'settings': row['settings']}
     history = [{'dataset': name, 'objective': objective, 'seed': seed, **h, **label}
                for h in history]
     return row, history
@@ -134,7 +182,7 @@ def main(argv=None):
     for seed in args.seeds:
         for name in args.datasets:
             for objective in args.objectives:
-                label = json.dumps(settings if objective != 'sft' else {})
+                label = settings_label(settings, objective)
                 finished = ((done.dataset == name) & (done.objective == objective)
                             & (done.seed == seed) & (done.settings == label)).any()
                 if finished:

@@ -27,8 +27,9 @@ class TabularLM:
 
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
-                 verbose=False):
+                 verbose=False, anneal_epochs=3):
         self.epochs = epochs
+        self.anneal_epochs = anneal_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.permutation_rate = permutation_rate
@@ -61,8 +62,8 @@ class TabularLM:
             self.model, tokens[train_index], tokens[val_index], self.layout,
             self.codec.slot_column, self.codec.slot_position,
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            permutation_rate=self.permutation_rate, seed=self.seed, device=self.device,
-            verbose=self.verbose,
+            permutation_rate=self.permutation_rate, anneal_epochs=self.anneal_epochs,
+            seed=self.seed, device=self.device, verbose=self.verbose,
         )
         self.alignment_history = []
         from tabgraa_sdv.alignment import align_after_sft

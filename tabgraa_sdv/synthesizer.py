@@ -87,6 +87,9 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             early stopping on a 10% validation split ends training sooner. Defaults to None.
         batch_size (int): rows per SFT step. Defaults to 512.
         learning_rate (float): AdamW peak learning rate (cosine decay). Defaults to 3e-3.
+        anneal_epochs (int): compact backbone: when early stopping ends SFT (while the rate is
+            still high), this many more epochs with the rate decaying from learning_rate / 3
+            to zero, kept only if the validation loss improves; 0 skips them. Defaults to 3.
         backbone (str): 'compact' (the default), a GPT-2 built from a config sized to the data
             over a columnar vocabulary; or the name or local directory of any Hugging Face causal
             language model (e.g. 'distilgpt2', the paper's), fine-tuned on the rows as text
@@ -129,12 +132,18 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
-                 backbone='compact', model_config=None, lora=None, permutation_rate=0.3,
+                 anneal_epochs=3, backbone='compact', model_config=None, lora=None,
+                 permutation_rate=0.3,
                  temperature=1.0, rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
                  group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
         _check_positive_int('epochs', epochs, allow_none=True)
         _check_positive_int('batch_size', batch_size)
+        if (isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, numbers.Integral)
+                or anneal_epochs < 0):
+            raise ValueError(
+                f'anneal_epochs must be a non-negative integer (0 skips the anneal), got '
+                f'{anneal_epochs!r}.')
         if not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
             raise ValueError(f'learning_rate must be a positive number, got {learning_rate!r}.')
         _check_backbone(backbone)
@@ -196,6 +205,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.anneal_epochs = anneal_epochs
         self.backbone = backbone
         self.model_config = model_config
         self.lora = lora
@@ -250,7 +260,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             self._model = TabularLM(
                 epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                 permutation_rate=self.permutation_rate, model_config=self.model_config,
-                device=self.device, seed=seed, verbose=self.verbose,
+                anneal_epochs=self.anneal_epochs, device=self.device, seed=seed,
+                verbose=self.verbose,
             )
         else:
             self._model = TextLM(

@@ -1,0 +1,98 @@
+"""SFT's early stopping and the anneal that follows it (tabgraa_sdv/sft.py)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import TINY_MODEL
+from tabgraa_sdv.backbone import build_compact, compact_config
+from tabgraa_sdv.model import TabularLM
+from tabgraa_sdv.sft import anneal_sft, evaluate_nll, slot_orders, train_sft
+
+
+@pytest.fixture(scope='module')
+def setup():
+    """A codec and layout (from a one-epoch fit) and the table's tokens, split 270 / 30."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({'x': np.round(rng.normal(0, 1, 300), 1),
+                          'c': rng.choice(['a', 'b', 'c'], 300)})
+    lm = TabularLM(epochs=1, batch_size=64, model_config=dict(TINY_MODEL), device='cpu',
+                   anneal_epochs=0).fit(frame)
+    tokens = lm.codec.encode(frame)
+    return lm, tokens[:270], tokens[270:]
+
+
+def fresh_model(lm):
+    config = compact_config(lm.codec.vocab_size, lm.codec.n_slots, 300, **TINY_MODEL)
+    return build_compact(config, seed=0)
+
+
+def train(setup, **options):
+    lm, train_tokens, val_tokens = setup
+    model = fresh_model(lm)
+    options = {'epochs': 60, 'batch_size': 32, 'learning_rate': 3e-2, 'patience': 1, **options}
+    history = train_sft(model, train_tokens, val_tokens, lm.layout, lm.codec.slot_column,
+                        lm.codec.slot_position, **options)
+    return model, history
+
+
+def val_nll(setup, model):
+    lm, _, val_tokens = setup
+    val = torch.as_tensor(val_tokens)
+    orders = slot_orders(len(val), lm.codec.slot_column, lm.codec.slot_position, 0.0,
+                         torch.Generator().manual_seed(0), 'cpu')
+    return evaluate_nll(model, val, orders, lm.layout, 64)
+
+
+def same_weights(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values()))
+
+
+def test_anneal_follows_an_early_stop(setup):
+    _, history = train(setup, anneal_epochs=2)
+    phases = [row['phase'] for row in history]
+    n_sft = phases.count('sft')
+    assert n_sft < 60, 'the setup must stop early for this test to mean anything'
+    assert phases == ['sft'] * n_sft + ['anneal'] * 2
+    assert [row['epoch'] for row in history] == list(range(1, n_sft + 3))
+    assert all(math.isfinite(row['val_loss']) for row in history)
+
+
+def test_no_anneal_after_a_full_schedule_or_when_switched_off(setup):
+    _, history = train(setup, epochs=2, anneal_epochs=2)
+    assert [row['phase'] for row in history] == ['sft', 'sft']
+    _, history = train(setup, anneal_epochs=0)
+    assert {row['phase'] for row in history} == {'sft'}
+
+
+def test_train_sft_with_anneal_is_early_stopped_sft_then_anneal_sft(setup):
+    """What the alignment benchmark relies on to anneal SFT models it cached before the anneal
+    existed: the anneal has its own random stream, so the two paths give the same weights."""
+    lm, train_tokens, val_tokens = setup
+    together, history = train(setup, anneal_epochs=2)
+    apart, first = train(setup, anneal_epochs=0)
+    best = min(row['val_loss'] for row in first)
+    rest = anneal_sft(apart, train_tokens, val_tokens, lm.layout, lm.codec.slot_column,
+                      lm.codec.slot_position, best, first_epoch=len(first) + 1, epochs=2,
+                      learning_rate=3e-2 / 3, batch_size=32)
+    assert first + rest == history
+    assert same_weights(together, apart)
+
+
+def test_anneal_keeps_the_early_stopped_weights_unless_validation_improves(setup):
+    lm, train_tokens, val_tokens = setup
+    model, history = train(setup, anneal_epochs=0)
+    before = fresh_model(lm)
+    before.load_state_dict(model.state_dict())
+    anneal_sft(model, train_tokens, val_tokens, lm.layout, lm.codec.slot_column,
+               lm.codec.slot_position, -math.inf, epochs=2, learning_rate=1e-2)
+    assert same_weights(model, before)  # nothing beats -inf: the weights come back
+    records = anneal_sft(model, train_tokens, val_tokens, lm.layout, lm.codec.slot_column,
+                         lm.codec.slot_position, math.inf, epochs=2, learning_rate=1e-2)
+    best = min(row['val_loss'] for row in records)
+    assert not same_weights(model, before)
+    assert val_nll(setup, model) == pytest.approx(best, rel=0.05)
