@@ -102,18 +102,23 @@ def anneal_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positi
     near its peak rate; a short decay to zero settles the weights (on Magic it lowered the
     validation loss 4.315 -> 4.304; docs/backbone-compact.md). The weights are kept only if
     the validation loss beats ``best_loss`` (the early-stopped model's); otherwise they are
-    restored. Its own random stream (``seed + 1``) makes it reproducible on its own.
+    restored. Its own random streams (``seed + 1``) make it reproducible on its own.
     """
-    run = _EpochRunner(model, train_tokens, val_tokens, layout, slot_column, slot_position,
-                       batch_size, permutation_rate, seed + 1, device)
-    optimizer, scheduler = run.optimizer(learning_rate, weight_decay, epochs)
-    best_state = copy.deepcopy(model.state_dict())
-    history = []
-    for epoch in tqdm(range(first_epoch, first_epoch + epochs), desc='SFT anneal', unit='epoch',
-                      disable=not verbose):
-        history.append(run.epoch(epoch, 'anneal', optimizer, scheduler))
-        if history[-1]['val_loss'] < best_loss - 1e-4:
-            best_loss, best_state = history[-1]['val_loss'], copy.deepcopy(model.state_dict())
+    # Dropout draws from torch's global stream: fork it and seed it, so the anneal gives the same
+    # weights whatever ran before it (and leaves the caller's stream as it was).
+    forked = [device] if torch.device(device).type == 'cuda' else []
+    with torch.random.fork_rng(devices=forked):
+        torch.manual_seed(seed + 1)
+        run = _EpochRunner(model, train_tokens, val_tokens, layout, slot_column, slot_position,
+                           batch_size, permutation_rate, seed + 1, device)
+        optimizer, scheduler = run.optimizer(learning_rate, weight_decay, epochs)
+        best_state = copy.deepcopy(model.state_dict())
+        history = []
+        for epoch in tqdm(range(first_epoch, first_epoch + epochs), desc='SFT anneal',
+                          unit='epoch', disable=not verbose):
+            history.append(run.epoch(epoch, 'anneal', optimizer, scheduler))
+            if history[-1]['val_loss'] < best_loss - 1e-4:
+                best_loss, best_state = history[-1]['val_loss'], copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     model.eval()
     return history
