@@ -46,8 +46,8 @@ def _load_metadata(path, data, table_name):
 
 
 # Options of `fit` and `demo` passed to TabGRAASynthesizer under the same name when given.
-MODEL_OPTIONS = ('epochs', 'batch_size', 'learning_rate', 'backbone', 'rounds', 'objective',
-                 'reward', 'alignment_learning_rate', 'device')
+MODEL_OPTIONS = ('epochs', 'anneal_epochs', 'batch_size', 'learning_rate', 'backbone', 'rounds',
+                 'objective', 'reward', 'alignment_learning_rate', 'device')
 
 
 def _model_kwargs(args):
@@ -175,6 +175,9 @@ def build_parser():
                        help='pretrained backbones: train LoRA adapters of this rank '
                             '(default: all weights)')
         p.add_argument('--epochs', type=int, help='most SFT epochs (default: from data size)')
+        p.add_argument('--anneal-epochs', dest='anneal_epochs', type=int,
+                       help='compact backbone: epochs of decaying learning rate after an early '
+                            'stop (default: 3; 0 skips them)')
         p.add_argument('--batch-size', dest='batch_size', type=int, help='rows per SFT step')
         p.add_argument('--learning-rate', dest='learning_rate', type=float,
                        help="SFT learning rate (default: 3e-3, the compact model's; about "

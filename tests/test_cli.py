@@ -20,7 +20,7 @@ def table(tmp_path_factory):
 def model(table):
     path = table / 'model.pkl'
     code = main(['fit', str(table / 'data.csv'), '-o', str(path), '--epochs', '1',
-                 '--rounds', '0', '--objective', 'dpo', '--reward', 'realism',
+                 '--anneal-epochs', '2', '--rounds', '0', '--objective', 'dpo', '--reward', 'realism',
                  '--learning-rate', '0.002', '--device', 'cpu', '--quiet'])
     assert code == 0
     return path
@@ -28,8 +28,9 @@ def model(table):
 
 def test_fit_passes_its_options_to_the_synthesizer(model):
     parameters = TabGRAASynthesizer.load(model).get_parameters()
-    assert (parameters['epochs'], parameters['rounds'], parameters['objective'],
-            parameters['reward'], parameters['learning_rate']) == (1, 0, 'dpo', 'realism', 0.002)
+    assert (parameters['epochs'], parameters['anneal_epochs'], parameters['rounds'],
+            parameters['objective'], parameters['reward'],
+            parameters['learning_rate']) == (1, 2, 0, 'dpo', 'realism', 0.002)
 
 
 def test_sample_writes_rows_that_meet_the_conditions(model, table, capsys):
