@@ -19,7 +19,12 @@ DOC = HERE.parent / 'docs' / 'alignment.md'
 FIGURES = HERE.parent / 'docs' / 'figures'
 METRICS = ['quality_score', 'tree_detection_auc', 'logistic_detection', 'tstr_score',
            'dcr_share', 'mia_auc', 'fit_seconds']
-DEFAULT = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5}
+# The alignment defaults, on SFT models with the anneal (the synthesizer's default since
+# 2026-11-27) and, before that, without it.
+DEFAULT = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5,
+           'anneal_epochs': 3}
+BEFORE_ANNEAL = {k: v for k, v in DEFAULT.items() if k != 'anneal_epochs'}
+CONFIGS = {'anneal': DEFAULT, 'no_anneal': BEFORE_ANNEAL}
 START, END = '<!-- alignment-results:start -->', '<!-- alignment-results:end -->'
 
 
@@ -33,13 +38,24 @@ def mean_std(values):
     return f'{values.mean():.{digits}f} ± {values.std():.{digits}f}'
 
 
+def settings_of(label):
+    return json.loads(label) if isinstance(label, str) else {}
+
+
+def config_rows(results, config):
+    """Rows run with ``config``: its aligned rows and the SFT-only rows of the same SFT."""
+    sft_label = {'anneal_epochs': config['anneal_epochs']} if config.get('anneal_epochs') else {}
+    settings = results.settings.map(settings_of)
+    return results[settings.map(lambda s: s == config) | (
+        (results.objective == 'sft') & settings.map(lambda s: s == sft_label))]
+
+
 def is_default(label):
-    settings = json.loads(label) if isinstance(label, str) else {}
-    return settings in ({}, DEFAULT)
+    return settings_of(label) in [{}, {'anneal_epochs': 3}, *CONFIGS.values()]
 
 
-def main_table(results):
-    rows = results[results.settings.map(is_default)]
+def main_table(results, config):
+    rows = config_rows(results, config)
     lines = ['| dataset | objective | seeds | ' + ' | '.join(METRICS) + ' |',
              '|---|---|---:|' + '---:|' * len(METRICS)]
     order = ['sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo']
@@ -55,12 +71,12 @@ def main_table(results):
 PRIVACY_TOLERANCE = 0.01
 
 
-def verdict_table(results):
+def verdict_table(results, config):
     """The issue's target, per table, on the seed means: does tabgraa beat SFT-only and sft_more
     on quality (higher) and tree detection (lower), with privacy (distance of DCR share and MIA
     AUC from 0.5) no worse than SFT-only? Ties count as not beating. Privacy counts as worse
     when a distance from 0.5 grows by more than PRIVACY_TOLERANCE."""
-    rows = results[results.settings.map(is_default)]
+    rows = config_rows(results, config)
     means = rows.groupby(['dataset', 'objective'])[METRICS].mean()
     seeds = rows.groupby(['dataset', 'objective']).seed.nunique()
     lines = ['| dataset | seeds | quality: SFT / sft_more / tabgraa | tree detection: SFT / '
@@ -102,12 +118,32 @@ def verdict_table(results):
     return '\n'.join(lines)
 
 
+def anneal_table(results):
+    """SFT-only without and with the anneal, on the seeds both ran."""
+    sft = results[results.objective == 'sft'].copy()
+    sft['anneal'] = sft.settings.map(lambda label: settings_of(label).get('anneal_epochs', 0))
+    lines = ['| dataset | seeds | quality_score: no anneal → anneal | tree_detection_auc | '
+             'tstr_score | fit_seconds |', '|---|---:|---|---|---|---|']
+    for dataset, group in sft.groupby('dataset'):
+        paired = group.pivot_table(index='seed', columns='anneal',
+                                   values=['quality_score', 'tree_detection_auc', 'tstr_score',
+                                           'fit_seconds']).dropna()
+        if paired.empty or paired.columns.get_level_values(1).nunique() < 2:
+            continue
+        cells = [f"{paired[m].iloc[:, 0].mean():.4f} → {paired[m].iloc[:, 1].mean():.4f}"
+                 for m in ('quality_score', 'tree_detection_auc', 'tstr_score')]
+        cells.append(f"{paired['fit_seconds'].iloc[:, 0].mean():.0f} → "
+                     f"{paired['fit_seconds'].iloc[:, 1].mean():.0f}")
+        lines.append(f'| {dataset} | {len(paired)} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def sweep_table(results, sweep_history):
     rows = results[(results.objective == 'tabgraa') & ~results.settings.map(is_default)]
     if rows.empty:
         return '(no sweep rows yet)'
-    lines = ['| dataset | seed | settings | held-out detection AUC, rounds 0 (SFT) → 3 | '
-             'mean entropy, rounds 0 → 3 | kept round | quality_score | tree_detection_auc |',
+    lines = ['| dataset | seed | settings | held-out detection AUC per round, 0 = SFT | '
+             'mean entropy per round | kept round | quality_score | tree_detection_auc |',
              '|---|---:|---|---|---|---:|---:|---:|']
     for _, row in rows.iterrows():
         rounds = sweep_history[(sweep_history.settings == row.settings)
@@ -144,6 +180,9 @@ def plot(history):
 def main():
     results = pd.read_csv(RESULTS)
     history = pd.read_csv(HISTORY)
+    if 'settings' in history:  # the plot shows the current defaults once they have rows
+        current = history[history.settings == json.dumps(DEFAULT)]
+        history = current if len(current) else history[history.settings.isna()]
     sweep_path = HISTORY.with_name('alignment_sweep_history.csv')
     sweep_history = pd.read_csv(sweep_path) if sweep_path.exists() else pd.DataFrame(
         columns=['settings', 'dataset', 'seed', 'round', 'detection_auc', 'mean_entropy'])
@@ -151,9 +190,15 @@ def main():
     body = '\n\n'.join([
         'Generated by `python benchmarks/alignment_report.py` from '
         '`benchmarks/results/alignment.csv` (mean ± std over seeds; one value where one seed ran).',
-        '### Default settings (`' + json.dumps(DEFAULT) + '`)', main_table(results),
-        '### The target, table by table', verdict_table(results),
-        '### Settings tried for `tabgraa` on Adult', sweep_table(results, sweep_history),
+        '### The SFT anneal (SFT-only rows, same seeds)', anneal_table(results),
+        '### Default settings, SFT with the anneal (`' + json.dumps(DEFAULT) + '`)',
+        main_table(results, DEFAULT),
+        '### The target, table by table (SFT with the anneal)', verdict_table(results, DEFAULT),
+        '### Before the anneal (`' + json.dumps(BEFORE_ANNEAL) + '`)',
+        main_table(results, BEFORE_ANNEAL),
+        '### The target, table by table (before the anneal)',
+        verdict_table(results, BEFORE_ANNEAL),
+        '### Other settings tried for `tabgraa`', sweep_table(results, sweep_history),
         f'![reward and detection per round]({path.relative_to(DOC.parent)})',
     ])
     text = DOC.read_text()
