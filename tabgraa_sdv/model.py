@@ -168,7 +168,7 @@ class TabularLM:
 
     @property
     def loss_values(self):
-        return pd.DataFrame(self.history, columns=['epoch', 'train_loss', 'val_loss'])
+        return pd.DataFrame(self.history, columns=['epoch', 'phase', 'train_loss', 'val_loss'])
 
     def to(self, device):
         self.device = resolve_device(device)

@@ -352,12 +352,13 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     # ------------------------------------------------------------------------------ results
     def get_loss_values(self):
-        """SFT loss per epoch: columns ``Epoch``, ``Train Loss``, ``Validation Loss``."""
+        """SFT loss per epoch: columns ``Epoch``, ``Train Loss``, ``Validation Loss`` (and, for the
+        compact backbone, ``Phase``: 'sft', or 'anneal' for the epochs after an early stop)."""
         if not self._fitted or self._model is None:
             raise NotFittedError('Loss values are not available yet. Please fit your synthesizer first.')
         return self._model.loss_values.rename(columns={
-            'epoch': 'Epoch', 'train_loss': 'Train Loss', 'val_loss': 'Validation Loss'
-        })
+            'epoch': 'Epoch', 'phase': 'Phase', 'train_loss': 'Train Loss',
+            'val_loss': 'Validation Loss'})
 
     def get_alignment_history(self):
         """One row per alignment round (round 0 = the SFT model): ``round``, ``reward_mean``,

@@ -214,8 +214,9 @@ def test_get_metadata_returns_the_metadata(fitted, mixed_metadata):
 
 def test_get_loss_values_has_one_row_per_epoch(fitted):
     loss = fitted.get_loss_values()
-    assert list(loss.columns) == ['Epoch', 'Train Loss', 'Validation Loss']
+    assert list(loss.columns) == ['Epoch', 'Phase', 'Train Loss', 'Validation Loss']
     assert loss['Epoch'].tolist() == [1, 2]
+    assert loss['Phase'].tolist() == ['sft', 'sft']  # two epochs run in full: no anneal
     assert np.isfinite(loss[['Train Loss', 'Validation Loss']].to_numpy()).all()
     assert (loss[['Train Loss', 'Validation Loss']].to_numpy() > 0).all()
 
