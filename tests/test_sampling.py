@@ -181,8 +181,8 @@ def test_model_sampling_is_reproducible_after_set_random_state(trained):
 
 def test_training_history_has_one_record_per_epoch(trained):
     history = trained.loss_values
-    assert list(history.columns) == ['epoch', 'train_loss', 'val_loss']
-    assert history['epoch'].tolist() == [1]
+    assert list(history.columns) == ['epoch', 'phase', 'train_loss', 'val_loss']
+    assert history['epoch'].tolist() == [1] and history['phase'].tolist() == ['sft']
     assert np.isfinite(history[['train_loss', 'val_loss']].to_numpy()).all()
     # Loss is a mean NLL per token: positive, and below uniform guessing over the largest slot.
     assert 0 < history['train_loss'].iloc[0] < np.log(trained.codec.slot_size.max()) + 1
