@@ -87,9 +87,10 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             early stopping on a 10% validation split ends training sooner. Defaults to None.
         batch_size (int): rows per SFT step. Defaults to 512.
         learning_rate (float): AdamW peak learning rate (cosine decay). Defaults to 3e-3.
-        anneal_epochs (int): compact backbone: when early stopping ends SFT (while the rate is
-            still high), this many more epochs with the rate decaying from learning_rate / 3
-            to zero, kept only if the validation loss improves; 0 skips them. Defaults to 3.
+        anneal_epochs (int or None): compact backbone: when early stopping ends SFT (while the
+            rate is still high), this many more epochs with the rate decaying from
+            learning_rate / 3 to zero, kept only if the validation loss improves; 0 skips them.
+            Defaults to None: 3 for the compact backbone (pretrained backbones have none).
         backbone (str): 'compact' (the default), a GPT-2 built from a config sized to the data
             over a columnar vocabulary; or the name or local directory of any Hugging Face causal
             language model (e.g. 'distilgpt2', the paper's), fine-tuned on the rows as text
@@ -132,17 +133,18 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
-                 anneal_epochs=3, backbone='compact', model_config=None, lora=None,
+                 anneal_epochs=None, backbone='compact', model_config=None, lora=None,
                  permutation_rate=0.3,
                  temperature=1.0, rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
                  group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
         _check_positive_int('epochs', epochs, allow_none=True)
         _check_positive_int('batch_size', batch_size)
-        if (isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, numbers.Integral)
+        if anneal_epochs is not None and (
+                isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, numbers.Integral)
                 or anneal_epochs < 0):
             raise ValueError(
-                f'anneal_epochs must be a non-negative integer (0 skips the anneal), got '
+                f'anneal_epochs must be a non-negative integer (0 skips the anneal) or None, got '
                 f'{anneal_epochs!r}.')
         if not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
             raise ValueError(f'learning_rate must be a positive number, got {learning_rate!r}.')
@@ -152,6 +154,11 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             raise ValueError(
                 'model_config sizes the compact backbone; it does not apply to a pretrained '
                 f'backbone ({backbone!r}). Leave it None.'
+            )
+        if not compact and anneal_epochs is not None:
+            raise ValueError(
+                'anneal_epochs applies to the compact backbone\'s SFT; a pretrained backbone '
+                f'({backbone!r}) fine-tunes with its own schedule. Leave it None.'
             )
         if lora is not None:
             if compact:
@@ -260,7 +267,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             self._model = TabularLM(
                 epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                 permutation_rate=self.permutation_rate, model_config=self.model_config,
-                anneal_epochs=self.anneal_epochs, device=self.device, seed=seed,
+                anneal_epochs=3 if self.anneal_epochs is None else self.anneal_epochs,
+                device=self.device, seed=seed,
                 verbose=self.verbose,
             )
         else:
