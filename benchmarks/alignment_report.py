@@ -147,6 +147,7 @@ def sweep_table(results, sweep_history):
              '|---|---:|---|---|---|---:|---:|---:|']
     for _, row in rows.iterrows():
         rounds = sweep_history[(sweep_history.settings == row.settings)
+                               & (sweep_history.objective == row.objective)
                                & (sweep_history.dataset == row.dataset)
                                & (sweep_history.seed == row.seed)].sort_values('round')
         auc = ' → '.join(f'{v:.3f}' for v in rounds.detection_auc)
