@@ -92,7 +92,7 @@ def sft_synthesizer(root, name, seed, anneal_epochs=0):
 
 def anneal(synthesizer, train, anneal_epochs):
     """What ``fit`` does after SFT's early stop, applied to a model fitted without it."""
-    from tabgraa_sdv.sft import anneal_sft, default_epochs, split_rows
+    from tabgraa_sdv.sft import ANNEAL_FACTOR, anneal_sft, default_epochs, split_rows
 
     lm = synthesizer._model
     tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
@@ -104,7 +104,7 @@ def anneal(synthesizer, train, anneal_epochs):
         lm.model, tokens[train_index], tokens[val_index], lm.layout, lm.codec.slot_column,
         lm.codec.slot_position, min(row['val_loss'] for row in lm.history),
         first_epoch=len(lm.history) + 1, epochs=anneal_epochs,
-        learning_rate=lm.learning_rate / 3, batch_size=lm.batch_size,
+        learning_rate=lm.learning_rate * ANNEAL_FACTOR, batch_size=lm.batch_size,
         permutation_rate=lm.permutation_rate, seed=lm.seed, device=lm.device)
     lm.anneal_epochs = synthesizer.anneal_epochs = anneal_epochs
 

@@ -15,7 +15,7 @@ from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
-from tabgraa_sdv.sft import slot_orders, split_rows, train_sft
+from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
 
 
 
@@ -27,7 +27,7 @@ class TabularLM:
 
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
-                 verbose=False, anneal_epochs=3):
+                 verbose=False, anneal_epochs=ANNEAL_EPOCHS):
         self.epochs = epochs
         self.anneal_epochs = anneal_epochs
         self.batch_size = batch_size

@@ -48,9 +48,13 @@ def split_rows(n_rows, validation_fraction, seed):
     return index[n_val:], index[:n_val]
 
 
+# After an early stop: this many epochs, the rate decaying from learning_rate * ANNEAL_FACTOR.
+ANNEAL_EPOCHS, ANNEAL_FACTOR = 3, 1 / 3
+
+
 def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
               epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=0.01, patience=4,
-              permutation_rate=0.3, anneal_epochs=3, anneal_factor=1 / 3, seed=0, device='cpu',
+              permutation_rate=0.3, anneal_epochs=ANNEAL_EPOCHS, seed=0, device='cpu',
               verbose=False):
     """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
 
@@ -85,7 +89,7 @@ def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positio
     if anneal_epochs and run.n_val and history[-1]['epoch'] < max_epochs:
         history += anneal_sft(model, train_tokens, val_tokens, layout, slot_column,
                               slot_position, best_loss, first_epoch=len(history) + 1,
-                              epochs=anneal_epochs, learning_rate=learning_rate * anneal_factor,
+                              epochs=anneal_epochs, learning_rate=learning_rate * ANNEAL_FACTOR,
                               batch_size=batch_size, weight_decay=weight_decay,
                               permutation_rate=permutation_rate, seed=seed, device=device,
                               verbose=verbose)

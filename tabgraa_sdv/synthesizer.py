@@ -21,6 +21,7 @@ from tabgraa_sdv.devices import DataParallel, resolve_device
 from tabgraa_sdv.model import TabularLM
 from tabgraa_sdv.pretrained import TextLM, as_lora_config
 from tabgraa_sdv.rewards import REWARDS
+from tabgraa_sdv.sft import ANNEAL_EPOCHS
 
 BACKBONES = ('compact',)  # or a Hugging Face model name / local directory
 # A Hugging Face hub id: "name" or "owner/name" (letters, digits, '-', '_', '.').
@@ -34,11 +35,12 @@ def _is_missing_marker(value):
     return isinstance(value, str) and value == _MISSING
 
 
-def _check_positive_int(name, value, allow_none=False):
+def _check_int(name, value, allow_none=False, minimum=1):
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        allowed = 'a positive integer or None' if allow_none else 'a positive integer'
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        allowed = 'a positive integer' if minimum == 1 else 'a non-negative integer'
+        allowed += ' or None' if allow_none else ''
         raise ValueError(f'{name} must be {allowed}, got {value!r}.')
 
 
@@ -138,14 +140,9 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                  temperature=1.0, rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
                  group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
-        _check_positive_int('epochs', epochs, allow_none=True)
-        _check_positive_int('batch_size', batch_size)
-        if anneal_epochs is not None and (
-                isinstance(anneal_epochs, bool) or not isinstance(anneal_epochs, numbers.Integral)
-                or anneal_epochs < 0):
-            raise ValueError(
-                f'anneal_epochs must be a non-negative integer (0 skips the anneal) or None, got '
-                f'{anneal_epochs!r}.')
+        _check_int('epochs', epochs, allow_none=True)
+        _check_int('batch_size', batch_size)
+        _check_int('anneal_epochs', anneal_epochs, allow_none=True, minimum=0)
         if not isinstance(learning_rate, numbers.Real) or not learning_rate > 0:
             raise ValueError(f'learning_rate must be a positive number, got {learning_rate!r}.')
         _check_backbone(backbone)
@@ -178,8 +175,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         _check_fraction('permutation_rate', permutation_rate)
         if not isinstance(temperature, numbers.Real) or not temperature > 0:
             raise ValueError(f'temperature must be a positive number, got {temperature!r}.')
-        if isinstance(rounds, bool) or not isinstance(rounds, numbers.Integral) or rounds < 0:
-            raise ValueError(f'rounds must be a non-negative integer, got {rounds!r}.')
+        _check_int('rounds', rounds, minimum=0)
         if objective not in OBJECTIVES:
             raise ValueError(f'objective must be one of {OBJECTIVES}, got {objective!r}.')
         if not callable(reward) and reward not in REWARDS:
@@ -187,9 +183,9 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 f'reward must be one of {REWARDS} or a callable reward(real_df, synthetic_df), '
                 f'got {reward!r}.'
             )
-        _check_positive_int('pool_size', pool_size)
-        _check_positive_int('group_size', group_size)
-        _check_positive_int('patience', patience)
+        _check_int('pool_size', pool_size)
+        _check_int('group_size', group_size)
+        _check_int('patience', patience)
         for name, value in (('beta', beta), ('alignment_learning_rate', alignment_learning_rate)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
                 raise ValueError(f'{name} must be a positive number, got {value!r}.')
@@ -267,9 +263,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             self._model = TabularLM(
                 epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                 permutation_rate=self.permutation_rate, model_config=self.model_config,
-                anneal_epochs=3 if self.anneal_epochs is None else self.anneal_epochs,
-                device=self.device, seed=seed,
-                verbose=self.verbose,
+                anneal_epochs=ANNEAL_EPOCHS if self.anneal_epochs is None else self.anneal_epochs,
+                device=self.device, seed=seed, verbose=self.verbose,
             )
         else:
             self._model = TextLM(
