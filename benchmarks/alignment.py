@@ -28,7 +28,7 @@ RESULTS = HERE / 'results' / 'alignment.csv'
 HISTORY = HERE / 'results' / 'alignment_history.csv'
 WORK = HERE / 'work'
 DATASETS = ('adult', 'default', 'shoppers', 'magic', 'beijing')
-OBJECTIVES = ('sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo')
+OBJECTIVES = ('sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo', 'distill')
 # Alignment settings of every objective (the synthesizer's defaults, patience raised so that
 # every round is run and recorded).
 # anneal_epochs is the SFT model's (0: the SFT models of the sessions before the anneal).
@@ -39,7 +39,8 @@ SETTINGS = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e
 def settings_label(settings, objective):
     """The ``settings`` column: SFT-only rows carry only the SFT's own setting."""
     if objective == 'sft':
-        settings = {k: v for k, v in settings.items() if k == 'anneal_epochs' and v}
+        settings = {k: v for k, v in settings.items()
+                    if k in ('anneal_epochs', 'resampling_factor') and v}
     elif not settings.get('anneal_epochs'):
         settings = {k: v for k, v in settings.items() if k != 'anneal_epochs'}
     return json.dumps(settings)
@@ -123,6 +124,7 @@ def run_cell(root, name, objective, seed, settings):
         train_index, val_index = split_rows(len(tokens), 0.1, lm.seed)
         options = {**settings, 'objective': objective}
         options.pop('anneal_epochs', None)
+        options.pop('resampling_factor', None)
         reward = options.pop('reward', 'logodds')
         start = time.perf_counter()
         aligner = lm.align(tokens[train_index], tokens[val_index], reward=reward, **options)
@@ -130,6 +132,12 @@ def run_cell(root, name, objective, seed, settings):
         history = aligner.history
         synthesizer.rounds = settings['rounds']
         synthesizer.objective = objective
+    if settings.get('resampling_factor', 1) > 1:  # what fit does last, on every training row
+        lm = synthesizer._model
+        start = time.perf_counter()
+        lm.resampling_factor = synthesizer.resampling_factor = settings['resampling_factor']
+        lm.fit_resampler(lm.codec.encode(synthesizer._data_processor.transform(train)))
+        align_seconds += time.perf_counter() - start
     synthesizer.reset_sampling()
     synthetic = synthesizer.sample(len(test))
     scores = evaluate(train, test, synthetic, metadata, info['target'], info['task'], seed=seed)

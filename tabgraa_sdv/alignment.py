@@ -10,6 +10,14 @@ step per group. With ``rho(x) = log pi_theta(x) - log pi_ref(x)`` (sums over the
     kto       L = mean_{G+} [1 - sigmoid(beta (rho - z))] + mean_{G-} [1 - sigmoid(beta (z - rho))],
               z = max(0, mean rho) detached (the KL reference point)
     npo       L = mean_{G-} -(2 / beta) log sigmoid(-beta * rho)           low group only
+    distill   L = -E_{x ~ pool, weighted by w(x)} log pi_theta(x),  w(x) = exp(r(x) / beta)
+
+``distill`` is reward-weighted self-distillation: the policy is fitted by maximum likelihood to
+its own pool resampled in proportion to ``exp(r / beta)``, i.e. to samples of
+``pi_ref * exp(r / beta)``, the optimum of KL-regularised reward maximisation. With the
+``logodds`` reward, ``r`` estimates ``log p_data / p_model``, so at ``beta = 1`` that target is
+the data distribution itself (the idea of discriminator rejection sampling, Azadi et al. 2019,
+moved from sampling time into the weights).
 
 The reference pi_ref is the SFT model: the same weights with the LoRA adapters disabled (or a
 frozen copy when ``adapter='full'``). When SFT itself trained LoRA adapters (a pretrained backbone
@@ -38,7 +46,7 @@ from tqdm.auto import tqdm
 from tabgraa_sdv import rewards as R
 from tabgraa_sdv.devices import DataParallel
 
-OBJECTIVES = ('tabgraa', 'dpo', 'kto', 'npo', 'sft_more')
+OBJECTIVES = ('tabgraa', 'dpo', 'kto', 'npo', 'sft_more', 'distill')
 ADAPTERS = ('lora', 'full')
 
 
@@ -65,6 +73,13 @@ def npo_loss(rho_high, rho_low, beta):
 
 
 LOSSES = {'tabgraa': tabgraa_loss, 'dpo': dpo_loss, 'kto': kto_loss, 'npo': npo_loss}
+
+
+def distill_weights(rewards, beta, clip_quantile=0.99):
+    """Sampling weights ``exp(r / beta)`` (capped, see :func:`rewards.capped_weights`), summing
+    to 1."""
+    weights = R.capped_weights(np.asarray(rewards, dtype=np.float64) / beta, clip_quantile)
+    return weights / weights.sum()
 
 
 # ---------------------------------------------------------------------------------- partition
@@ -375,6 +390,24 @@ class Aligner:
         self.policy.eval()
         return float(np.mean(losses))
 
+    def _distill_round(self, pool, rewards, optimizer, n_steps, rng):
+        """distill: the same number of optimizer steps as the preference objectives, each on
+        2 * group_size pool rows. The gradient of ``-E_w log pi`` is taken in its
+        baseline-subtracted form ``-E_pool[(n w - 1) grad log pi]`` (``E_pi grad log pi = 0``):
+        rows more likely under the target than under the model are pushed up, the others
+        down, and fitting the pool's particular rows (which narrows the model) cancels out."""
+        advantage = torch.as_tensor(distill_weights(rewards, self.beta) * len(pool) - 1.0,
+                                    dtype=torch.float32)
+        self.policy.train()
+        losses = []
+        for _ in range(n_steps):
+            rows = rng.choice(len(pool), 2 * self.group_size, replace=False)
+            log_probs = self._log_probs(pool[rows])
+            loss = -(advantage[torch.as_tensor(rows)].to(log_probs.device) * log_probs).mean()
+            losses.append(self._step(optimizer, loss / pool.shape[1]))
+        self.policy.eval()
+        return float(np.mean(losses))
+
     def _evaluate(self, round_, pool, extra):
         distinct, entropy = diversity(pool)
         auc, auc_se = self.scorer.detection_auc(pool)
@@ -404,8 +437,10 @@ class Aligner:
             ranked = np.sort(rewards)[::-1]
             n_side = int(len(ranked) * self.quantile)
             if self.objective == 'sft_more':
-                n_steps = n_side // self.group_size
-                loss = self._sft_round(optimizer, n_steps, rng)
+                loss = self._sft_round(optimizer, n_side // self.group_size, rng)
+            elif self.objective == 'distill':
+                loss = self._distill_round(fresh, rewards, optimizer, n_side // self.group_size,
+                                           rng)
             else:
                 loss, _ = self._align_round(fresh, rewards, optimizer, rng)
             previous, fresh = fresh, self._pool()  # the next pool comes from the updated policy

@@ -47,7 +47,7 @@ def _load_metadata(path, data, table_name):
 
 # Options of `fit` and `demo` passed to TabGRAASynthesizer under the same name when given.
 MODEL_OPTIONS = ('epochs', 'anneal_epochs', 'batch_size', 'learning_rate', 'backbone', 'rounds',
-                 'objective', 'reward', 'alignment_learning_rate', 'device')
+                 'objective', 'reward', 'alignment_learning_rate', 'resampling_factor', 'device')
 
 
 def _model_kwargs(args):
@@ -184,6 +184,9 @@ def build_parser():
                             '5e-5 for all the weights of a pretrained one, 2e-4 with LoRA)')
         p.add_argument('--rounds', type=int, help='TabGRAA alignment rounds; 0: SFT only '
                                                   '(default: 3)')
+        p.add_argument('--resampling-factor', dest='resampling_factor', type=int,
+                       help='compact backbone: candidate rows per sampled row, one kept by '
+                            'estimated density ratio (default: 1, off)')
         p.add_argument('--objective', choices=OBJECTIVE_CHOICES,
                        help='alignment objective (default: tabgraa)')
         p.add_argument('--reward', choices=REWARD_CHOICES,

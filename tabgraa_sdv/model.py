@@ -14,9 +14,13 @@ from tqdm.auto import tqdm
 from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot_log_probs
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
+from tabgraa_sdv.resampling import RatioResampler
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
 from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
 
+# Real rows (and as many model rows) the resampling classifier learns from: enough for a
+# stable ratio, bounded so fitting it stays a few seconds on large tables.
+RESAMPLER_ROWS = 50_000
 
 
 class TabularLM:
@@ -27,8 +31,9 @@ class TabularLM:
 
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
-                 verbose=False, anneal_epochs=ANNEAL_EPOCHS):
+                 verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1):
         self.epochs = epochs
+        self.resampling_factor = resampling_factor
         self.anneal_epochs = anneal_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -43,6 +48,7 @@ class TabularLM:
         self.model = None
         self.history = []
         self.alignment_history = []
+        self.resampler = None
         self._generator = None
 
     # ----------------------------------------------------------------------------- fitting
@@ -69,8 +75,21 @@ class TabularLM:
         from tabgraa_sdv.alignment import align_after_sft
 
         align_after_sft(self, tokens, train_index, val_index, alignment)
-        self.set_random_state(self.seed)
+        self.fit_resampler(tokens)
         return self
+
+    def fit_resampler(self, tokens):
+        """With ``resampling_factor > 1``: the classifier of :class:`RatioResampler`, from the
+        real token rows (at most ``RESAMPLER_ROWS``) and as many rows of the fitted model.
+        Resets the sampler's random state, as ``fit`` leaves it."""
+        self.resampler = None
+        if self.resampling_factor > 1:
+            n = min(len(tokens), RESAMPLER_ROWS)
+            real = tokens[np.random.default_rng(self.seed).choice(len(tokens), n, replace=False)]
+            self.set_random_state(self.seed + 2)  # apart from the alignment pools' stream
+            self.resampler = RatioResampler(self.codec, self.resampling_factor, self.seed).fit(
+                real, self.sample_token_rows(n))
+        self.set_random_state(self.seed)
 
     def align(self, train_tokens, holdout_tokens, reward='logodds', user_reward=None,
               record=False, **options):
@@ -127,14 +146,36 @@ class TabularLM:
         if self._generator is None:
             self.set_random_state(self.seed)
         parallel = DataParallel(self.device)
+        factor = self.resampler.factor if self.resampler is not None else 1
+
+        def draw(rows, generator):
+            # With a resampler, each output row gets `factor` candidates (its prefix repeated)
+            # and keeps one; output chunks bound the candidates held at once.
+            n = rows.stop - rows.start
+            if factor == 1:
+                return sample_tokens(
+                    self.model, plan, n, prefix_slots=prefix_slots,
+                    prefix_tokens=None if prefix_tokens is None else prefix_tokens[rows],
+                    temperature=temperature, batch_size=self.sample_batch_size,
+                    generator=generator, device=self.device, progress=bar)
+            chunks = []
+            for begin in range(0, n, self.sample_batch_size):
+                chunk = slice(rows.start + begin, min(rows.stop, rows.start + begin
+                                                      + self.sample_batch_size))
+                size = chunk.stop - chunk.start
+                candidates = sample_tokens(
+                    self.model, plan, factor * size, prefix_slots=prefix_slots,
+                    prefix_tokens=None if prefix_tokens is None
+                    else np.tile(prefix_tokens[chunk], (factor, 1)),
+                    temperature=temperature, batch_size=self.sample_batch_size,
+                    generator=generator, device=self.device)
+                chunks.append(self.resampler.choose(candidates, generator))
+                bar.update(size)
+            return np.concatenate(chunks)
+
         with tqdm(total=num_rows, desc='Sampling', unit='row', disable=not (
                 self.verbose and parallel.is_main and num_rows >= 50_000)) as bar:
-            tokens = parallel.sample(num_rows, self._generator, lambda rows, generator: sample_tokens(
-                self.model, plan, rows.stop - rows.start, prefix_slots=prefix_slots,
-                prefix_tokens=None if prefix_tokens is None else prefix_tokens[rows],
-                temperature=temperature, batch_size=self.sample_batch_size,
-                generator=generator, device=self.device, progress=bar,
-            ))
+            tokens = parallel.sample(num_rows, self._generator, draw)
         return self.codec.decode(tokens)
 
     # ---------------------------------------------------------------------- log-likelihood
@@ -191,6 +232,8 @@ class TabularLM:
 
     def __setstate__(self, state):
         generator_state = state.pop('_generator_state', None)
+        # Models pickled before resampling existed sample without it.
+        state = {'resampler': None, 'resampling_factor': 1, **state}
         self.__dict__.update(state)
         self.device = torch.device(state['device'])
         if self.device.type == 'cuda' and not torch.cuda.is_available():

@@ -109,6 +109,17 @@ def logodds_reward(p_real):
     return np.log(p) - np.log1p(-p)
 
 
+def capped_weights(log_weights, clip_quantile=0.99):
+    """``exp(log_weights)``, with the log-weights capped at their ``clip_quantile`` quantile
+    ('lower': a value some row has, not one interpolated towards an outlier) and shifted so the
+    largest weight is 1 (no overflow, no all-zero underflow). A few rows the classifier is sure
+    about would otherwise take most of the draws."""
+    log_weights = np.asarray(log_weights, dtype=np.float64)
+    log_weights = np.minimum(log_weights,
+                             np.quantile(log_weights, clip_quantile, method='lower'))
+    return np.exp(log_weights - log_weights.max())
+
+
 def distance_to_closest(reference, query):
     """L1 distance from each query row to its nearest reference row."""
     neighbours = NearestNeighbors(n_neighbors=1, metric='manhattan').fit(reference)

@@ -107,12 +107,19 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         permutation_rate (float): share of training rows in a random column order (the rest in
             the table's order, which unconditional sampling uses). Defaults to 0.3.
         temperature (float): sampling temperature. Defaults to 1.0.
+        resampling_factor (int): candidate rows drawn per sampled row; with 2 or more, ``fit``
+            ends by training a classifier to tell real rows from the model's, and sampling
+            keeps one candidate per row with probability proportional to the estimated density
+            ratio p_data / p_model (compact backbone only; see ``resampling.py``). Sampling
+            then costs ``resampling_factor`` times as much. Defaults to 1 (off).
         rounds (int): most TabGRAA alignment rounds after SFT; 0 is SFT only. The round with
             the best held-out detection AUC is kept (round 0, the SFT model, included) and
             rounds stop after ``patience`` rounds without improvement. Defaults to 3.
             (See docs/alignment.md for the measurements behind the alignment defaults.)
-        objective (str): 'tabgraa' (group-relative, the default), 'dpo', 'kto', 'npo', or
-            'sft_more' (the same number of steps of supervised training on the real rows).
+        objective (str): 'tabgraa' (group-relative, the default), 'dpo', 'kto', 'npo',
+            'sft_more' (the same number of steps of supervised training on the real rows), or
+            'distill' (the same number of steps of training on the model's own pool, resampled
+            with weights ``exp(reward / beta)``).
         reward (str or callable): 'logodds' (the default: log P(real|x) / P(synthetic|x), an
             estimate of log p_data / p_model), 'classifier' (the paper's 1 - |P(real|x) - 0.5|),
             'realism', 'dcr', or ``reward(real_df, synthetic_df) -> array`` of one finite float
@@ -133,11 +140,15 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     _model_sdtype_transformers = {'categorical': None, 'boolean': None}
 
+    def __setstate__(self, state):
+        # A synthesizer pickled before resampling_factor existed sampled without resampling.
+        self.__dict__.update({'resampling_factor': 1, **state})
+
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  anneal_epochs=None, backbone='compact', model_config=None, lora=None,
                  permutation_rate=0.3,
-                 temperature=1.0, rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
+                 temperature=1.0, resampling_factor=1, rounds=3, objective='tabgraa', reward='logodds', pool_size=8192,
                  group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
         _check_int('epochs', epochs, allow_none=True)
@@ -156,6 +167,12 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             raise ValueError(
                 'anneal_epochs applies to the compact backbone\'s SFT; a pretrained backbone '
                 f'({backbone!r}) fine-tunes with its own schedule. Leave it None.'
+            )
+        _check_int('resampling_factor', resampling_factor)
+        if not compact and resampling_factor != 1:
+            raise ValueError(
+                'resampling_factor applies to the compact backbone; a pretrained backbone '
+                f'({backbone!r}) samples without resampling. Leave it 1.'
             )
         if lora is not None:
             if compact:
@@ -214,6 +231,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.lora = lora
         self.permutation_rate = permutation_rate
         self.temperature = temperature
+        self.resampling_factor = resampling_factor
         self.rounds = rounds
         self.objective = objective
         self.reward = reward
@@ -264,7 +282,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                 permutation_rate=self.permutation_rate, model_config=self.model_config,
                 anneal_epochs=ANNEAL_EPOCHS if self.anneal_epochs is None else self.anneal_epochs,
-                device=self.device, seed=seed, verbose=self.verbose,
+                resampling_factor=self.resampling_factor, device=self.device, seed=seed, verbose=self.verbose,
             )
         else:
             self._model = TextLM(

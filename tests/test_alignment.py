@@ -15,12 +15,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from conftest import MIXED_SDTYPES, TINY_MODEL, metadata_for, tiny_kwargs  # noqa: E402
+from conftest import MIXED_SDTYPES, TINY_MODEL, tiny_kwargs  # noqa: E402
 from tabgraa_sdv import TabGRAASynthesizer  # noqa: E402
 from tabgraa_sdv import alignment as A  # noqa: E402
 from tabgraa_sdv.alignment import (  # noqa: E402
-    OBJECTIVES, Aligner, Scorer, auc_standard_error, diversity, dpo_loss, kto_loss, npo_loss,
-    partition, tabgraa_loss)
+    OBJECTIVES, Aligner, Scorer, auc_standard_error, distill_weights, diversity, dpo_loss,
+    kto_loss, npo_loss, partition, tabgraa_loss)
 from tabgraa_sdv.alignment import MIN_ALIGNMENT_ROWS  # noqa: E402
 from tabgraa_sdv.model import TabularLM  # noqa: E402
 from tabgraa_sdv.rewards import REWARDS  # noqa: E402
@@ -236,7 +236,7 @@ def holds_rows_of(arrays, tokens):
     return False
 
 
-@pytest.mark.parametrize('objective', ['tabgraa', 'dpo', 'kto', 'npo'])
+@pytest.mark.parametrize('objective', ['tabgraa', 'dpo', 'kto', 'npo', 'distill'])
 def test_alignment_losses_only_ever_see_pool_rows(objective, lm_tokens):
     lm, _ = fit_lm()
     train, holdout = lm_tokens
@@ -455,7 +455,7 @@ def check_history(history, n_rounds):
 
 @pytest.mark.parametrize('objective, adapter', [
     ('tabgraa', 'lora'), ('tabgraa', 'full'), ('dpo', 'full'), ('kto', 'lora'),
-    ('npo', 'full'), ('sft_more', 'lora'),
+    ('npo', 'full'), ('sft_more', 'lora'), ('distill', 'lora'),
 ])
 def test_every_objective_and_adapter_fits(mixed_frame, mixed_metadata, objective, adapter):
     assert objective in OBJECTIVES
@@ -468,7 +468,19 @@ def test_every_objective_and_adapter_fits(mixed_frame, mixed_metadata, objective
 
 
 def test_objectives_cover_the_documented_list():
-    assert set(OBJECTIVES) == {'tabgraa', 'dpo', 'kto', 'npo', 'sft_more'}
+    assert set(OBJECTIVES) == {'tabgraa', 'dpo', 'kto', 'npo', 'sft_more', 'distill'}
+
+
+def test_distill_weights_follow_exp_reward_over_beta_and_cap_the_largest():
+    rewards = np.log(np.array([1.0, 2.0, 4.0, 8.0]))
+    weights = distill_weights(rewards, beta=1.0, clip_quantile=1.0)
+    np.testing.assert_allclose(weights, np.array([1, 2, 4, 8]) / 15)
+    flatter = distill_weights(rewards, beta=2.0, clip_quantile=1.0)  # exp(r / 2) = sqrt ratio
+    np.testing.assert_allclose(flatter, np.sqrt([1, 2, 4, 8]) / np.sqrt([1, 2, 4, 8]).sum())
+    capped = distill_weights(np.r_[np.linspace(0, 1, 99), 50.0], beta=1.0)  # one outlier
+    assert capped.sum() == pytest.approx(1.0)
+    assert capped[-1] == capped[-2]  # the outlier gets the weight of the 99% quantile's row
+    assert np.isfinite(distill_weights(np.array([1e4, -1e4]), beta=1.0)).all()
 
 
 @pytest.mark.parametrize('reward', REWARDS)
