@@ -81,7 +81,9 @@ def sft_synthesizer(root, name, seed, anneal_epochs=0):
         with open(path, 'rb') as f:
             return pickle.load(f)
     train, _, metadata, _ = load_table(root, name)
-    synthesizer = TabGRAASynthesizer(metadata, rounds=0, anneal_epochs=0, seed=seed)
+    # Resampling is applied per cell (settings), after the objective's rounds.
+    synthesizer = TabGRAASynthesizer(metadata, rounds=0, anneal_epochs=0, resampling_factor=1,
+                                     seed=seed)
     start = time.perf_counter()
     synthesizer.fit(train)
     fit_seconds = time.perf_counter() - start

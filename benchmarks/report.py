@@ -189,8 +189,8 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
                          f"{float(row['tree_detection_auc']):.4f} | "
                          f"{float(row['tstr_score']):.4f} | {float(row['fit_seconds']):.1f} |")
         parts.append('### TabGRAA rows with earlier defaults (not in the tables above)\n\n'
-                     'Fitted before the SFT anneal (`anneal_epochs`) became the default; kept '
-                     'for comparison.\n\n' + '\n'.join(lines) + '\n')
+                     'Fitted before the SFT anneal (`rounds=3`) or density-ratio resampling '
+                     '(`anneal_epochs=3; rounds=3`) became the default; kept for comparison.\n\n' + '\n'.join(lines) + '\n')
     return '\n'.join(parts)
 
 

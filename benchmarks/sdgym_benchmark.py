@@ -307,9 +307,10 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
         return {'kind': 'uniform', 'kwargs': {},
                 'settings': 'SDGym UniformSynthesizer (not seeded by SDGym)'}
     if name in ('TabGRAA', 'TabGRAA-SFT'):
-        # anneal_epochs is the default, spelled out so that rows fitted before the SFT anneal
-        # existed ('rounds=3') stay apart from these.
-        kwargs = {'rounds': 3 if name == 'TabGRAA' else 0, 'anneal_epochs': 3}
+        # anneal_epochs and resampling_factor are the defaults, spelled out so that rows
+        # fitted before they existed ('rounds=3', 'anneal_epochs=3; rounds=3') stay apart.
+        kwargs = {'rounds': 3 if name == 'TabGRAA' else 0, 'anneal_epochs': 3,
+                  'resampling_factor': 4}
         if quick:
             kwargs.update(TINY_TABGRAA)
             if name == 'TabGRAA':

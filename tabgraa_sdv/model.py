@@ -5,6 +5,7 @@ representation. The SDV synthesizer is a thin wrapper around this object (its ``
 """
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot_log_probs
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
-from tabgraa_sdv.resampling import RatioResampler
+from tabgraa_sdv.resampling import MIN_RESAMPLING_ROWS, RatioResampler
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
 from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
 
@@ -83,7 +84,12 @@ class TabularLM:
         real token rows (at most ``RESAMPLER_ROWS``) and as many rows of the fitted model.
         Resets the sampler's random state, as ``fit`` leaves it."""
         self.resampler = None
-        if self.resampling_factor > 1:
+        if self.resampling_factor > 1 and len(tokens) < MIN_RESAMPLING_ROWS:
+            warnings.warn(
+                f'Only {len(tokens)} rows: too few to train the resampling classifier, so rows '
+                f'are sampled without resampling (resampling_factor needs {MIN_RESAMPLING_ROWS}).'
+            )
+        elif self.resampling_factor > 1:
             n = min(len(tokens), RESAMPLER_ROWS)
             real = tokens[np.random.default_rng(self.seed).choice(len(tokens), n, replace=False)]
             self.set_random_state(self.seed + 2)  # apart from the alignment pools' stream

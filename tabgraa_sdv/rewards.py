@@ -87,6 +87,9 @@ def two_sample_classifier(real_X, synthetic_X, categorical, seed=0):
     real_X = real_X[rng.choice(len(real_X), n, replace=False)]
     synthetic_X = synthetic_X[rng.choice(len(synthetic_X), n, replace=False)]
     X = np.concatenate([real_X, synthetic_X])
+    # A column missing in every row (an all-missing column) breaks the classifier's binning;
+    # it carries no signal, so it becomes a constant. Prediction treats its NaN as missing.
+    X[:, np.isnan(X).all(axis=0)] = 0.0
     y = np.concatenate([np.ones(n), np.zeros(n)])
     classifier = HistGradientBoostingClassifier(
         categorical_features=categorical if categorical.any() else None,

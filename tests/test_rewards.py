@@ -198,3 +198,14 @@ def test_validate_reward_values_accepts_lists_and_arrays():
 def test_validate_reward_values_raises_a_clear_value_error(values, n_rows, match):
     with pytest.raises(ValueError, match=match):
         R.validate_reward_values(values, n_rows)
+
+
+def test_two_sample_classifier_fits_with_a_column_missing_in_every_row():
+    from tabgraa_sdv.rewards import two_sample_classifier
+
+    rng = np.random.default_rng(0)
+    real = np.c_[rng.normal(0, 1, 200), np.full(200, np.nan)]
+    synthetic = np.c_[rng.normal(1, 1, 200), np.full(200, np.nan)]
+    classifier = two_sample_classifier(real, synthetic, np.array([False, False]))
+    p_real = classifier.predict_proba(np.c_[[-2.0, 3.0], [np.nan, np.nan]])[:, 1]
+    assert p_real[0] > 0.5 > p_real[1]
