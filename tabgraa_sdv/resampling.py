@@ -18,9 +18,6 @@ import torch
 
 from tabgraa_sdv import rewards as R
 
-# The synthesizer's default factor (benchmarks/alignment.py, docs/alignment.md: on five tables,
-# 4 candidates lowered detection on every one at about 4x the sampling time).
-RESAMPLING_FACTOR = 4
 # Fewer real rows than this give the classifier too little to learn from: no resampling.
 MIN_RESAMPLING_ROWS = 20
 

@@ -20,7 +20,6 @@ from tabgraa_sdv.alignment import ADAPTERS, OBJECTIVES
 from tabgraa_sdv.devices import DataParallel, resolve_device
 from tabgraa_sdv.model import TabularLM
 from tabgraa_sdv.pretrained import TextLM, as_lora_config
-from tabgraa_sdv.resampling import RESAMPLING_FACTOR
 from tabgraa_sdv.rewards import REWARDS
 from tabgraa_sdv.sft import ANNEAL_EPOCHS
 
@@ -108,12 +107,12 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         permutation_rate (float): share of training rows in a random column order (the rest in
             the table's order, which unconditional sampling uses). Defaults to 0.3.
         temperature (float): sampling temperature. Defaults to 1.0.
-        resampling_factor (int or None): candidate rows drawn per sampled row; with 2 or
-            more, ``fit`` ends by training a classifier to tell real rows from the model's, and
-            sampling keeps one candidate per row with probability proportional to the estimated
-            density ratio p_data / p_model (compact backbone only; see ``resampling.py``).
-            Sampling then costs ``resampling_factor`` times as much; 1 turns it off. Defaults to
-            None: 4 for the compact backbone (see docs/alignment.md for the measurements).
+        resampling_factor (int): candidate rows drawn per sampled row; with 2 or more, ``fit``
+            ends by training a classifier to tell real rows from the model's, and sampling keeps
+            one candidate per row with probability proportional to the estimated density ratio
+            p_data / p_model (compact backbone only; see ``resampling.py``). 4 lowered the
+            detection AUC on all five benchmark tables (docs/alignment.md), but sampling costs
+            ``resampling_factor`` times as much. Defaults to 1 (off).
         rounds (int): most TabGRAA alignment rounds after SFT; 0 is SFT only. The round with
             the best held-out detection AUC is kept (round 0, the SFT model, included) and
             rounds stop after ``patience`` rounds without improvement. Defaults to 3.
@@ -149,7 +148,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  anneal_epochs=None, backbone='compact', model_config=None, lora=None,
-                 permutation_rate=0.3, temperature=1.0, resampling_factor=None, rounds=3,
+                 permutation_rate=0.3, temperature=1.0, resampling_factor=1, rounds=3,
                  objective='tabgraa', reward='logodds', pool_size=8192, group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
                  adapter='lora', patience=2, verbose=False, device=None, seed=0):
         _check_int('epochs', epochs, allow_none=True)
@@ -169,11 +168,11 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 'anneal_epochs applies to the compact backbone\'s SFT; a pretrained backbone '
                 f'({backbone!r}) fine-tunes with its own schedule. Leave it None.'
             )
-        _check_int('resampling_factor', resampling_factor, allow_none=True)
-        if not compact and resampling_factor not in (None, 1):
+        _check_int('resampling_factor', resampling_factor)
+        if not compact and resampling_factor != 1:
             raise ValueError(
                 'resampling_factor applies to the compact backbone; a pretrained backbone '
-                f'({backbone!r}) samples without resampling. Leave it None.'
+                f'({backbone!r}) samples without resampling. Leave it 1.'
             )
         if lora is not None:
             if compact:
@@ -283,8 +282,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                 permutation_rate=self.permutation_rate, model_config=self.model_config,
                 anneal_epochs=ANNEAL_EPOCHS if self.anneal_epochs is None else self.anneal_epochs,
-                resampling_factor=(RESAMPLING_FACTOR if self.resampling_factor is None
-                                   else self.resampling_factor),
+                resampling_factor=self.resampling_factor,
                 device=self.device, seed=seed, verbose=self.verbose,
             )
         else:

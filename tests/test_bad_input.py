@@ -156,6 +156,7 @@ def test_model_config_that_does_not_divide_raises_naming_it():
     ('resampling_factor', 0),
     ('resampling_factor', 2.0),
     ('resampling_factor', True),
+    ('resampling_factor', None),
     ('rounds', -1),
     ('rounds', 1.5),
     ('rounds', True),

@@ -1,0 +1,64 @@
+"""Probe behind density-ratio resampling: discriminator-weighted resampling of SFT samples.
+
+    python benchmarks/resampling_probe.py magic 0      # table, seed; prints one line a variant
+
+Loads the cached annealed SFT model of ``benchmarks/alignment.py``
+(``benchmarks/work/sft_<table>_seed<seed>_anneal3.pkl``), draws ``len(train)`` rows to train a
+real-vs-model classifier on and 4 x ``len(test)`` candidate rows, and scores (against the test
+split, ``tabgraa_sdv.metrics.evaluate``) the first ``len(test)`` candidates ('plain') and
+``len(test)`` candidates drawn without replacement from the first k x ``len(test)`` in
+proportion to ``ratio ** gamma`` (ratio = the classifier's odds, capped at its 99% quantile).
+Superseded by ``resampling_factor`` (one of k candidates per row) and its benchmark rows; kept
+because docs/alignment.md quotes its table.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from alignment import WORK, load_table
+from tabgraa_sdv.metrics import TableEncoder, evaluate
+
+
+ROOT = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
+
+
+def main(name, seed, root=ROOT):
+    import pickle
+
+    train, test, metadata, info = load_table(root, name)
+    with open(WORK / f'sft_{name}_seed{seed}_anneal3.pkl', 'rb') as f:
+        synthesizer, _ = pickle.load(f)
+    synthesizer.reset_sampling()
+    n = len(test)
+    previous, fresh = synthesizer.sample(len(train)), synthesizer.sample(4 * n)
+    encoder = TableEncoder().fit(train)
+    m = min(len(train), len(previous))
+    X = np.concatenate([encoder.ordinal(train.sample(m, random_state=seed)),
+                        encoder.ordinal(previous.sample(m, random_state=seed))])
+    y = np.r_[np.ones(m), np.zeros(m)]
+    categorical = encoder.categorical_mask
+    classifier = HistGradientBoostingClassifier(
+        categorical_features=categorical if categorical.any() else None, max_iter=200,
+        early_stopping=True, validation_fraction=0.1, random_state=seed).fit(X, y)
+    p = np.clip(classifier.predict_proba(encoder.ordinal(fresh))[:, 1], 1e-4, 1 - 1e-4)
+    ratio = p / (1 - p)
+    rng = np.random.default_rng(seed)
+
+    def score(label, rows):
+        scores = evaluate(train, test, rows.reset_index(drop=True), metadata, info['target'],
+                          info['task'], seed=seed)
+        print(label, {k: round(v, 4) for k, v in scores.items()}, flush=True)
+
+    score('plain', fresh.iloc[:n])
+    for k in (2, 4):
+        for gamma in (0.5, 1.0):
+            weights = ratio[:k * n] ** gamma
+            weights = np.minimum(weights, np.quantile(weights, 0.99))
+            chosen = rng.choice(k * n, n, replace=False, p=weights / weights.sum())
+            score(f'k={k},gamma={gamma}', fresh.iloc[chosen])
+
+
+if __name__ == '__main__':
+    main(sys.argv[1], int(sys.argv[2]))
