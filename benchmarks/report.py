@@ -194,12 +194,13 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
     return '\n'.join(parts)
 
 
-def update_docs(docs, section):
+def update_docs(docs, section, start=START, end=END):
+    """Replace the text between the ``start`` and ``end`` markers of ``docs`` (or append)."""
     text = Path(docs).read_text() if Path(docs).is_file() else ''
-    block = f'{START}\n{section.rstrip()}\n{END}'
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
+    block = f'{start}\n{section.rstrip()}\n{end}'
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + '\n\n' + block + '\n'
     Path(docs).write_text(text)

@@ -58,8 +58,9 @@ def test_resume_skips_a_finished_run_and_restarts_an_interrupted_one(tmp_path, m
     calls = []
     monkeypatch.setattr(tabddpm_steps, 'run', lambda *args: calls.append(args))
     monkeypatch.setattr(tabddpm_steps, 'plot', lambda *args: None)
+    monkeypatch.setattr(tabddpm_steps, 'table', lambda *args: 'table')
     argv = ['--dataset', 'adult_demo', '--steps', '6', '--results', str(results),
-            '--work', str(tmp_path / 'work')]
+            '--work', str(tmp_path / 'work'), '--docs', str(tmp_path / 'doc.md')]
     tabddpm_steps.main(argv)
     assert calls == []
 
@@ -67,3 +68,17 @@ def test_resume_skips_a_finished_run_and_restarts_an_interrupted_one(tmp_path, m
     tabddpm_steps.main(argv)
     assert len(calls) == 1 and calls[0][3] == [6]  # only checkpoints within 6 steps
     assert pd.read_csv(results).empty  # the partial row is gone; run() writes them again
+    assert 'table' in (tmp_path / 'doc.md').read_text()  # between the markers
+
+
+def test_table_lists_every_checkpoint_and_the_last_ones_other_metrics(tmp_path):
+    results = tmp_path / 'steps.csv'
+    base = {'dataset': 'adult', 'seed': 0, 'total_steps': 4, 'quality_score': 0.9,
+            'tree_detection_auc': 0.7, 'tstr_score': 0.8, 'synthetic_rows': 10,
+            'train_seconds': 1.0, 'sample_seconds': 2.0, 'settings': 'steps=4',
+            'machine': 'here', 'threads': 2}
+    pd.DataFrame([dict(base, step=2), dict(base, step=4, mia_auc=0.51)]).to_csv(results,
+                                                                                index=False)
+    text = tabddpm_steps.table(results)
+    assert text.count('| adult | 0 | 4 |') == 2
+    assert 'mia_auc 0.5100' in text and '`steps=4`' in text
