@@ -155,10 +155,15 @@ def plot(results, path):
         for ax, metric in zip(axes, METRICS):
             ax.plot(run_rows['step'], run_rows[metric], marker='o',
                     label=f'{dataset}, seed {seed}, {total:,} steps')
+    # Full scales, not zoomed to the points: a flat 1.000 detection AUC must look flat.
+    limits = {'quality_score': (0, 1), 'tree_detection_auc': (0.45, 1.02)}
     for ax, metric in zip(axes, METRICS):
         ax.set_xlabel('training steps')
         ax.set_title(metric)
         ax.grid(alpha=0.3)
+        ax.ticklabel_format(axis='y', useOffset=False)
+        if metric in limits:
+            ax.set_ylim(*limits[metric])
     axes[0].legend(fontsize=8)
     fig.suptitle('TabDDPM (paper-tuned Adult configuration): score at each checkpoint')
     fig.tight_layout()
