@@ -15,13 +15,9 @@ from tqdm.auto import tqdm
 from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot_log_probs
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
-from tabgraa_sdv.resampling import MIN_RESAMPLING_ROWS, RatioResampler
+from tabgraa_sdv.resampling import MIN_RESAMPLING_ROWS, RESAMPLER_ROWS, RatioResampler
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
 from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
-
-# Real rows (and as many model rows) the resampling classifier learns from: enough for a
-# stable ratio, bounded so fitting it stays a few seconds on large tables.
-RESAMPLER_ROWS = 50_000
 
 
 class TabularLM:

@@ -20,6 +20,10 @@ from tabgraa_sdv import rewards as R
 
 # Fewer real rows than this give the classifier too little to learn from: no resampling.
 MIN_RESAMPLING_ROWS = 20
+# Real rows (and as many model rows) the classifier learns from: enough for a stable ratio,
+# bounded so fitting it stays a few seconds on large tables.
+RESAMPLER_ROWS = 50_000
+
 
 class RatioResampler:
     """Chooses one of ``factor`` candidate token rows per output row, by estimated density ratio.
