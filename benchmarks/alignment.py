@@ -120,9 +120,9 @@ def run_cell(root, name, objective, seed, settings):
     base, sft_seconds = sft_synthesizer(root, name, seed, settings.get('anneal_epochs', 0))
     synthesizer = copy.deepcopy(base)
     align_seconds, history = 0.0, []
+    lm = synthesizer._model
+    tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
     if objective != 'sft':
-        lm = synthesizer._model
-        tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
         train_index, val_index = split_rows(len(tokens), 0.1, lm.seed)
         options = {**settings, 'objective': objective}
         options.pop('anneal_epochs', None)
@@ -135,10 +135,9 @@ def run_cell(root, name, objective, seed, settings):
         synthesizer.rounds = settings['rounds']
         synthesizer.objective = objective
     if settings.get('resampling_factor', 1) > 1:  # what fit does last, on every training row
-        lm = synthesizer._model
         start = time.perf_counter()
         lm.resampling_factor = synthesizer.resampling_factor = settings['resampling_factor']
-        lm.fit_resampler(lm.codec.encode(synthesizer._data_processor.transform(train)))
+        lm.fit_resampler(tokens)
         align_seconds += time.perf_counter() - start
     synthesizer.reset_sampling()
     synthetic = synthesizer.sample(len(test))

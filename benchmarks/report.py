@@ -190,7 +190,8 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
                          f"{float(row['tstr_score']):.4f} | {float(row['fit_seconds']):.1f} |")
         parts.append('### TabGRAA rows with earlier defaults (not in the tables above)\n\n'
                      'Fitted before the SFT anneal (`rounds=3`) or density-ratio resampling '
-                     '(`anneal_epochs=3; rounds=3`) became the default; kept for comparison.\n\n' + '\n'.join(lines) + '\n')
+                     '(`anneal_epochs=3; rounds=3`) was in these settings; kept for '
+                     'comparison.\n\n' + '\n'.join(lines) + '\n')
     return '\n'.join(parts)
 
 

@@ -1,6 +1,7 @@
 """Probe behind density-ratio resampling: discriminator-weighted resampling of SFT samples.
 
-    python benchmarks/resampling_probe.py magic 0      # table, seed; prints one line a variant
+    python benchmarks/resampling_probe.py magic 0             # table, seed; a line a variant
+    python benchmarks/resampling_probe.py magic 0 --controls  # and the noise controls
 
 Loads the cached annealed SFT model of ``benchmarks/alignment.py``
 (``benchmarks/work/sft_<table>_seed<seed>_anneal3.pkl``), draws ``len(train)`` rows to train a
@@ -8,6 +9,9 @@ real-vs-model classifier on and 4 x ``len(test)`` candidate rows, and scores (ag
 split, ``tabgraa_sdv.metrics.evaluate``) the first ``len(test)`` candidates ('plain') and
 ``len(test)`` candidates drawn without replacement from the first k x ``len(test)`` in
 proportion to ``ratio ** gamma`` (ratio = the classifier's odds, capped at its 99% quantile).
+``--controls`` also scores three uniformly drawn subsets of the same candidates (the noise of
+the plain row) and, after a fresh ``reset_sampling()``, four consecutive blocks of ``len(test)``
+rows (two samples of ``len(test)``, then the first and last ``len(test)`` of one of 4 x).
 Superseded by ``resampling_factor`` (one of k candidates per row) and its benchmark rows; kept
 because docs/alignment.md quotes its table.
 """
@@ -24,7 +28,7 @@ from tabgraa_sdv.metrics import TableEncoder, evaluate
 ROOT = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 
 
-def main(name, seed, root=ROOT):
+def main(name, seed, root=ROOT, controls=False):
     import pickle
 
     train, test, metadata, info = load_table(root, name)
@@ -58,7 +62,18 @@ def main(name, seed, root=ROOT):
             weights = np.minimum(weights, np.quantile(weights, 0.99))
             chosen = rng.choice(k * n, n, replace=False, p=weights / weights.sum())
             score(f'k={k},gamma={gamma}', fresh.iloc[chosen])
+    if not controls:
+        return
+    uniform = np.random.default_rng(seed)
+    for i in range(3):
+        score(f'uniform{i}', fresh.iloc[uniform.choice(4 * n, n, replace=False)])
+    synthesizer.reset_sampling()
+    first, second, block = (synthesizer.sample(n), synthesizer.sample(n),
+                            synthesizer.sample(4 * n))
+    for label, rows in [('first', first), ('second', second),
+                        ('4n-first-n', block.iloc[:n]), ('4n-last-n', block.iloc[-n:])]:
+        score(label, rows)
 
 
 if __name__ == '__main__':
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), controls='--controls' in sys.argv[3:])

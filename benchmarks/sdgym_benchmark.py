@@ -219,6 +219,11 @@ class Table:
         table = next(iter(self.metadata['tables'].values()))
         return table['columns'].get(self.target, {}).get('sdtype')
 
+    def conditioning_target(self):
+        """The target TabDDPM conditions on: categorical or boolean only (class-conditional, as
+        in the paper); None for a numerical target (regression)."""
+        return self.target if self.target_sdtype() in ('categorical', 'boolean') else None
+
     def frames(self):
         """(train, test); without test.csv, a seeded 20% of train.csv is held out."""
         train = self._train().reset_index(drop=True)
@@ -731,8 +736,7 @@ def build_plan(args, tables):
     plan = []
     for table in tables:
         folder = prepare_table(table, args.work, args.max_rows, args.max_test_rows)
-        sdtype = table.target_sdtype()
-        target_column = table.target if sdtype in ('categorical', 'boolean') else None
+        target_column = table.conditioning_target()
         for name in names:
             if name == 'TabDDPM-AdultTuned' and not explicit and 'adult' not in table.name:
                 continue  # tuned on Adult; on other tables only when asked for by name

@@ -25,7 +25,6 @@ whose final checkpoint is in the file is skipped; an interrupted one starts agai
 (its partial rows are replaced).
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -38,8 +37,8 @@ sys.path.insert(0, str(HERE))
 
 from alignment import append_rows  # noqa: E402  (benchmarks/ is not a package)
 from sdgym_benchmark import (  # noqa: E402
-    TABDDPM_ADULT_TUNED, load_prepared, machine_description, prepare_table, resolve_tables,
-    seed_everything)
+    load_prepared, machine_description, prepare_table, resolve_tables, seed_everything,
+    synthesizer_spec)
 
 RESULTS = HERE / 'results' / 'tabddpm_steps.csv'
 FIGURE = HERE.parent / 'docs' / 'figures' / 'tabddpm_steps.png'
@@ -103,9 +102,10 @@ def run(table, seed, steps, at, rows, results, work, threads, final_rows=None):
 
     torch.set_num_threads(threads)
     train, test, metadata, manifest = load_prepared(prepare_table(table, work))
-    kwargs = dict(TABDDPM_ADULT_TUNED, steps=steps, target_column=table.target
-                  if table.target_sdtype() in ('categorical', 'boolean') else None)
-    settings = '; '.join(f'{k}={json.dumps(v)}' for k, v in sorted(kwargs.items()))
+    # The harness's own TabDDPM-AdultTuned cell, so the settings column reads the same.
+    spec = synthesizer_spec('TabDDPM-AdultTuned', target_column=table.conditioning_target(),
+                            ddpm_steps=steps)
+    kwargs, settings = spec['kwargs'], spec['settings']
     sdv_metadata = Metadata.load_from_dict(metadata)
     seed_everything(seed)
     model = TabDDPM(metadata, seed=seed, **kwargs)

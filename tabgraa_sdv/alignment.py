@@ -12,9 +12,10 @@ step per group. With ``rho(x) = log pi_theta(x) - log pi_ref(x)`` (sums over the
     npo       L = mean_{G-} -(2 / beta) log sigmoid(-beta * rho)           low group only
     distill   L = -E_{x ~ pool, weighted by w(x)} log pi_theta(x),  w(x) = exp(r(x) / beta)
 
-``distill`` is reward-weighted self-distillation: the policy is fitted by maximum likelihood to
-its own pool resampled in proportion to ``exp(r / beta)``, i.e. to samples of
-``pi_ref * exp(r / beta)``, the optimum of KL-regularised reward maximisation. With the
+``distill`` is reward-weighted self-distillation: the policy's own pool, weighted by
+``exp(r / beta)``, stands for samples of ``pi_ref * exp(r / beta)``, the optimum of
+KL-regularised reward maximisation, and the policy is moved towards it by likelihood (the
+gradient in its baseline-subtracted form, see ``Aligner._distill_round``). With the
 ``logodds`` reward, ``r`` estimates ``log p_data / p_model``, so at ``beta = 1`` that target is
 the data distribution itself (the idea of discriminator rejection sampling, Azadi et al. 2019,
 moved from sampling time into the weights).

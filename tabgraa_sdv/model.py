@@ -151,28 +151,20 @@ class TabularLM:
         factor = self.resampler.factor if self.resampler is not None else 1
 
         def draw(rows, generator):
-            # With a resampler, each output row gets `factor` candidates (its prefix repeated)
-            # and keeps one; output chunks bound the candidates held at once.
-            n = rows.stop - rows.start
-            if factor == 1:
-                return sample_tokens(
-                    self.model, plan, n, prefix_slots=prefix_slots,
-                    prefix_tokens=None if prefix_tokens is None else prefix_tokens[rows],
-                    temperature=temperature, batch_size=self.sample_batch_size,
-                    generator=generator, device=self.device, progress=bar)
-            chunks = []
-            for begin in range(0, n, self.sample_batch_size):
-                chunk = slice(rows.start + begin, min(rows.stop, rows.start + begin
-                                                      + self.sample_batch_size))
-                size = chunk.stop - chunk.start
-                candidates = sample_tokens(
-                    self.model, plan, factor * size, prefix_slots=prefix_slots,
-                    prefix_tokens=None if prefix_tokens is None
+            # One batch of output rows at a time (the same draws as one call over all of them).
+            # With a resampler each output row gets `factor` candidates (its prefix repeated)
+            # and keeps one, so the candidates held at once stay bounded by the batch size.
+            chunks = [np.empty((0, plan.n_slots), dtype=np.int64)]
+            for begin in range(rows.start, rows.stop, self.sample_batch_size):
+                chunk = slice(begin, min(rows.stop, begin + self.sample_batch_size))
+                tokens = sample_tokens(
+                    self.model, plan, factor * (chunk.stop - chunk.start),
+                    prefix_slots=prefix_slots, prefix_tokens=None if prefix_tokens is None
                     else np.tile(prefix_tokens[chunk], (factor, 1)),
                     temperature=temperature, batch_size=self.sample_batch_size,
                     generator=generator, device=self.device)
-                chunks.append(self.resampler.choose(candidates, generator))
-                bar.update(size)
+                chunks.append(tokens if factor == 1 else self.resampler.choose(tokens, generator))
+                bar.update(chunk.stop - chunk.start)
             return np.concatenate(chunks)
 
         with tqdm(total=num_rows, desc='Sampling', unit='row', disable=not (

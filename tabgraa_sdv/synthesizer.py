@@ -149,8 +149,9 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  anneal_epochs=None, backbone='compact', model_config=None, lora=None,
                  permutation_rate=0.3, temperature=1.0, resampling_factor=1, rounds=3,
-                 objective='tabgraa', reward='logodds', pool_size=8192, group_size=64, beta=1.0, alignment_learning_rate=2e-5, quantile=0.5,
-                 adapter='lora', patience=2, verbose=False, device=None, seed=0):
+                 objective='tabgraa', reward='logodds', pool_size=8192, group_size=64, beta=1.0,
+                 alignment_learning_rate=2e-5, quantile=0.5, adapter='lora', patience=2,
+                 verbose=False, device=None, seed=0):
         _check_int('epochs', epochs, allow_none=True)
         _check_int('batch_size', batch_size)
         _check_int('anneal_epochs', anneal_epochs, allow_none=True, minimum=0)

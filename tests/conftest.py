@@ -109,6 +109,17 @@ def fitted_sample(fitted):
         return fitted.sample(500)
 
 
+def check_save_load_samples_the_same(synthesizer, path, n_rows):
+    """Save ``synthesizer`` to ``path`` and load it: after ``reset_sampling()`` both draw the
+    same ``n_rows`` rows. Returns the loaded synthesizer."""
+    synthesizer.save(path)
+    loaded = TabGRAASynthesizer.load(path)
+    synthesizer.reset_sampling()
+    loaded.reset_sampling()
+    pd.testing.assert_frame_equal(loaded.sample(n_rows), synthesizer.sample(n_rows))
+    return loaded
+
+
 def check_loads_on_the_cpu_as_if_saved_on_a_gpu(lm):
     """Unpickle ``lm``'s state as written on a GPU machine (weights are always pickled as CPU
     tensors): it lands on CUDA when there is one, else on the CPU, where it samples as ``lm``."""

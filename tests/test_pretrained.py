@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from conftest import (MIXED_SDTYPES, check_loads_on_the_cpu_as_if_saved_on_a_gpu,
-                      make_mixed_frame)
+                      check_save_load_samples_the_same, make_mixed_frame)
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv import alignment as A
 from tabgraa_sdv.codec import NumericColumn
@@ -282,12 +282,7 @@ def test_bad_condition_names_the_column(fitted_text):
 @pytest.mark.parametrize('which', ['fitted_text', 'fitted_lora'])
 def test_save_load_gives_identical_samples(request, which, tmp_path):
     synthesizer = request.getfixturevalue(which)
-    path = tmp_path / 'model.pkl'
-    synthesizer.save(path)
-    loaded = TabGRAASynthesizer.load(path)
-    synthesizer.reset_sampling()
-    loaded.reset_sampling()
-    pd.testing.assert_frame_equal(loaded.sample(100), synthesizer.sample(100))
+    loaded = check_save_load_samples_the_same(synthesizer, tmp_path / 'model.pkl', 100)
     pd.testing.assert_frame_equal(loaded.get_alignment_history(),
                                   synthesizer.get_alignment_history())
 

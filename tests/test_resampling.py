@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import MIXED_SDTYPES, tiny_kwargs
+from conftest import MIXED_SDTYPES, check_save_load_samples_the_same, tiny_kwargs
 from sdv.sampling import Condition
 
 from tabgraa_sdv import TabGRAASynthesizer
@@ -103,12 +103,7 @@ def test_resampler_holds_a_classifier_not_rows(resampled, mixed_frame, tmp_path)
     held = [v for v in vars(resampler).values() if isinstance(v, np.ndarray)]
     assert held == []
     assert resampled.get_parameters()['resampling_factor'] == 3
-    path = tmp_path / 'resampled.pkl'
-    resampled.save(path)
-    loaded = TabGRAASynthesizer.load(path)
-    resampled.reset_sampling()
-    loaded.reset_sampling()
-    pd.testing.assert_frame_equal(loaded.sample(50), resampled.sample(50))
+    check_save_load_samples_the_same(resampled, tmp_path / 'resampled.pkl', 50)
 
 
 def test_a_model_pickled_before_resampling_existed_still_samples(fitted):

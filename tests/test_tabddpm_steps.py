@@ -25,7 +25,7 @@ def test_scoring_checkpoints_leaves_the_training_unchanged(tmp_path, monkeypatch
 
     # A narrow network keeps the test fast; the real run uses the paper's configuration.
     small = dict(bench.TABDDPM_ADULT_TUNED, d_layers=[32, 32], num_timesteps=10)
-    monkeypatch.setattr(tabddpm_steps, 'TABDDPM_ADULT_TUNED', small)
+    monkeypatch.setattr(bench, 'TABDDPM_ADULT_TUNED', small)
     results = tmp_path / 'steps.csv'
     table, = bench.resolve_tables(['adult_demo'], tmp_path)
     model = tabddpm_steps.run(table, seed=0, steps=6, at=[2, 4, 6], rows=200, results=results,
