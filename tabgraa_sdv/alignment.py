@@ -20,6 +20,10 @@ gradient in its baseline-subtracted form, see ``Aligner._distill_round``). With 
 the data distribution itself (the idea of discriminator rejection sampling, Azadi et al. 2019,
 moved from sampling time into the weights).
 
+The classifier of round t is trained against round t-1's pool, so from round 2 on it scores rows
+of the updated policy with a ratio to the policy before the update. ``current_ratio=True``
+(logodds only) adds ``log pi_prev(x) - log pi_theta(x)`` to make it ``log p_data / pi_theta``.
+
 The reference pi_ref is the SFT model: the same weights with the LoRA adapters disabled (or a
 frozen copy when ``adapter='full'``). When SFT itself trained LoRA adapters (a pretrained backbone
 with ``lora=``), alignment keeps training those adapters and the reference is the same model with
@@ -265,8 +269,18 @@ class Aligner:
     def __init__(self, lm, scorer, *, rounds, objective='tabgraa', pool_size=8192,
                  group_size=64, beta=1.0, learning_rate=1e-4, quantile=0.5, adapter='lora',
                  lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None, anchor=0.0,
-                 backtrack=None):
+                 backtrack=None, current_ratio=False):
         self.lm, self.scorer = lm, scorer
+        # current_ratio: the logodds classifier is trained against the *previous* pool, so from
+        # round 2 on it estimates log p_data / pi_prev for rows drawn from pi_theta. Adding
+        # log pi_prev(x) - log pi_theta(x) makes it the current policy's log p_data / pi_theta:
+        # the importance weight distill's gradient assumes, and for the preference objectives a
+        # ranking by what the policy still gets wrong, not by what an earlier one did.
+        if current_ratio and scorer.reward_name != 'logodds':
+            raise ValueError(
+                f"current_ratio=True corrects a log density ratio, so it needs reward='logodds' "
+                f"(got {scorer.reward_name!r}).")
+        self.current_ratio = current_ratio
         # backtrack in (0, 1): a round that is not kept is undone (the best round's weights come
         # back, with fresh optimizer moments) and the learning rate is multiplied by it, so a
         # step size too large for the table's reward signal shrinks instead of compounding.
@@ -326,14 +340,19 @@ class Aligner:
         return {k: v.detach().clone() for k, v in self.policy.state_dict().items()
                 if self.adapter == 'full' or 'lora_' in k}
 
+    def _log_probs_at(self, state, tokens):
+        """Log-probs of ``tokens`` under the policy with trainable weights ``state``; the current
+        weights are put back afterwards."""
+        current = self._trainable_state()
+        self.policy.load_state_dict(state, strict=False)
+        try:
+            return self._log_probs(tokens, grad=False)
+        finally:
+            self.policy.load_state_dict(current, strict=False)
+
     def _reference_log_probs(self, tokens):
         if self._reference_adapter is not None:
-            current = self._trainable_state()
-            self.policy.load_state_dict(self._reference_adapter, strict=False)
-            try:
-                return self._log_probs(tokens, grad=False)
-            finally:
-                self.policy.load_state_dict(current, strict=False)
+            return self._log_probs_at(self._reference_adapter, tokens)
         if self.adapter == 'lora':
             with self.policy.disable_adapter():
                 return self._log_probs(tokens, grad=False)
@@ -428,6 +447,8 @@ class Aligner:
         base = self._evaluate(0, previous, {})
         best = (base['detection_auc'], 0, self._trainable_state())
         best_pool = previous
+        # the weights each pool was drawn with (for current_ratio)
+        previous_state = fresh_state = best[2]
         self.history = [{**base, 'loss': math.nan, 'reward_mean': math.nan,
                          'reward_high_mean': math.nan, 'reward_low_mean': math.nan,
                          'learning_rate': math.nan, 'kept': True}]
@@ -435,6 +456,10 @@ class Aligner:
         bar = tqdm(range(1, self.rounds + 1), desc='TabGRAA', unit='round', disable=not self.verbose)
         for round_ in bar:
             rewards = self.scorer.reward(fresh, previous)
+            if self.current_ratio and previous_state is not fresh_state:
+                correction = (self._log_probs_at(previous_state, fresh)
+                              - self._log_probs(fresh, grad=False))
+                rewards = rewards + correction.cpu().numpy()
             ranked = np.sort(rewards)[::-1]
             n_side = int(len(ranked) * self.quantile)
             if self.objective == 'sft_more':
@@ -445,6 +470,7 @@ class Aligner:
             else:
                 loss, _ = self._align_round(fresh, rewards, optimizer, rng)
             previous, fresh = fresh, self._pool()  # the next pool comes from the updated policy
+            previous_state, fresh_state = fresh_state, self._trainable_state()
             row = self._evaluate(round_, fresh, {
                 'loss': loss, 'reward_mean': float(np.mean(rewards)),
                 'reward_high_mean': float(ranked[:n_side].mean()),
@@ -465,6 +491,7 @@ class Aligner:
                 learning_rate *= self.backtrack
                 optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
                 previous, fresh = best_pool, self._pool()
+                previous_state = fresh_state = best[2]
             bar.set_postfix(auc=f"{row['detection_auc']:.3f}", best=best[1])
             if round_ - best[1] >= self.patience:
                 break

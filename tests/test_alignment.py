@@ -419,6 +419,44 @@ def test_backtrack_undoes_a_round_that_is_not_kept_and_shrinks_the_step(
     assert [row['kept'] for row in history] == [False, False, True]
 
 
+@pytest.mark.parametrize('objective', ['tabgraa', 'distill'])
+def test_current_ratio_rescores_rows_against_the_policy_that_drew_them(
+        lm_tokens, scripted_auc, monkeypatch, objective):
+    """The corrected reward is r(x) + log pi_prev(x) - log pi_theta(x): r itself in round 1,
+    where both pools come from the SFT model, then r plus the log-ratio of round 0's weights
+    (the reference: LoRA's B = 0) to round 1's."""
+    scripted_auc([0.9, 0.8, 0.7])
+
+    def reward(tokens):  # any function of the row will do
+        return (np.asarray(tokens)[:, 0] % 3).astype(float)
+
+    monkeypatch.setattr(Scorer, 'reward', lambda self, fresh, previous: reward(fresh))
+    seen = []  # (rewards the objective got, r + log pi_ref - log pi_theta of its pool)
+    method = '_distill_round' if objective == 'distill' else '_align_round'
+    original = getattr(A.Aligner, method)
+
+    def spy(self, pool, rewards, optimizer, *rest):
+        log_ratio = self._reference_log_probs(pool) - self._log_probs(pool, grad=False)
+        seen.append((np.asarray(rewards), reward(pool), log_ratio.numpy()))
+        return original(self, pool, rewards, optimizer, *rest)
+
+    monkeypatch.setattr(A.Aligner, method, spy)
+    lm, _ = fit_lm()
+    lm.align(*lm_tokens, rounds=2, patience=5, learning_rate=1e-2, objective=objective,
+             current_ratio=True, **ALIGN)
+    (first, r_first, zero), (second, r_second, log_ratio) = seen
+    np.testing.assert_array_equal(first, r_first)
+    np.testing.assert_allclose(zero, 0, atol=1e-5)
+    assert np.abs(log_ratio).max() > 1e-3, 'round 1 must have moved the policy'
+    np.testing.assert_allclose(second, r_second + log_ratio, rtol=1e-5, atol=1e-5)
+
+
+def test_current_ratio_needs_the_logodds_reward(lm_tokens):
+    lm, _ = fit_lm()
+    with pytest.raises(ValueError, match="current_ratio.*reward='logodds'"):
+        lm.align(*lm_tokens, rounds=1, reward='classifier', current_ratio=True, **ALIGN)
+
+
 def test_a_collapsed_round_is_never_kept(lm_tokens, monkeypatch):
     diversities = iter([(1.0, 1.0), (0.5, 1.0), (1.0, 0.5)])
     aucs = iter([0.9, 0.6, 0.5])
