@@ -116,7 +116,7 @@ SDGYM_COLUMNS = {  # SDGym result column -> our column
 }
 COLUMNS = (
     ['synthesizer', 'dataset', 'seed'] + list(METRICS)
-    + ['fit_seconds', 'sample_seconds', 'eval_seconds']
+    + ['fit_seconds', 'sample_seconds', 'eval_seconds', 'kept_round']
     + list(SDGYM_COLUMNS.values())
     + ['settings', 'mode', 'max_rows', 'train_rows', 'test_rows', 'synthetic_rows', 'machine',
        'threads', 'timestamp', 'git_commit', 'sdgym_version', 'sdv_version', 'error']
@@ -377,6 +377,11 @@ def make_sdgym_synthesizer(name, spec, seed):
 
             synthesizer = TabGRAASynthesizer(metadata, seed=seed, **kwargs)
             synthesizer.fit(data)
+            # The per-round history, for the cell's kept_round: whether TabGRAA's scores differ
+            # from TabGRAA-SFT's because a round was kept is otherwise guesswork.
+            path = alignment_history_path(spec)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            synthesizer.get_alignment_history().to_csv(path, index=False)
             return synthesizer
         if kind == 'sdv':  # SDGym's own wrapper of the SDV class
             from sdgym.synthesizers.sdv import create_sdv_synthesizer_class
@@ -425,6 +430,7 @@ def run_cell(spec):
         else:
             synthetic, sdgym_row = run_sdgym(spec)
             row.update(sdgym_row)
+            row['kept_round'] = kept_round(spec)
             if synthetic is None:
                 return row
         row['synthetic_rows'] = len(synthetic)
@@ -442,6 +448,20 @@ def run_cell(spec):
             row['error'] = f'evaluate: {type(error).__name__}: {error}'
         row['eval_seconds'] = time.perf_counter() - start
     return row
+
+
+def alignment_history_path(spec):
+    return Path(spec['output_dir']) / 'alignment_history.csv'
+
+
+def kept_round(spec):
+    """The alignment round a TabGRAA cell kept (0: the SFT model), or None (no rounds ran)."""
+    path = alignment_history_path(spec)
+    if spec['kind'] != 'tabgraa' or not path.exists() or path.stat().st_size <= 1:
+        return None
+    history = pd.read_csv(path)
+    kept = history.loc[history['kept'].astype(bool), 'round']
+    return int(kept.iloc[0]) if len(kept) else None
 
 
 def run_sdgym(spec):

@@ -118,6 +118,9 @@ def test_quick_mode_end_to_end_offline_and_resumes(tmp_path, no_s3, capsys):
     fitted = rows[rows['synthesizer'] != 'Real']
     assert (fitted['fit_seconds'] > 0).all() and (fitted['sample_seconds'] > 0).all()
     assert fitted['settings'].str.startswith('quick: ').all()
+    kept = rows.set_index('synthesizer')['kept_round']
+    assert kept['TabGRAA'] in range(0, 4)  # quick: rounds=3
+    assert kept.drop('TabGRAA').isna().all()  # no rounds: SFT only, or not TabGRAA
     real = rows.set_index('synthesizer').loc['Real']
     assert real['dcr_share'] == 1.0  # the training rows are their own nearest neighbours
     assert 'target_column="income"' in rows.set_index('synthesizer').loc['TabDDPM', 'settings']
