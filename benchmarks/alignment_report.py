@@ -71,6 +71,14 @@ def main_table(results, config):
 PRIVACY_TOLERANCE = 0.01
 
 
+def beats_both(ours, sft, more):
+    """The issue's rule: higher quality and lower tree detection than both SFT-only and
+    sft_more (each a row or Series with those two metrics); ties do not count."""
+    return bool(ours.quality_score > max(sft.quality_score, more.quality_score)
+                and ours.tree_detection_auc < min(sft.tree_detection_auc,
+                                                  more.tree_detection_auc))
+
+
 def verdict_table(results, config):
     """The issue's target, per table, on the seed means: does tabgraa beat SFT-only and sft_more
     on quality (higher) and tree detection (lower), with privacy (distance of DCR share and MIA
@@ -89,18 +97,17 @@ def verdict_table(results, config):
             sft, more, ours = (means.loc[(dataset, o)] for o in ('sft', 'sft_more', 'tabgraa'))
         except KeyError:
             continue
-        beats = (ours.quality_score > max(sft.quality_score, more.quality_score)
-                 and ours.tree_detection_auc < min(sft.tree_detection_auc, more.tree_detection_auc))
+        beats = beats_both(ours, sft, more)
         private = all(abs(ours[m] - 0.5) <= abs(sft[m] - 0.5) + PRIVACY_TOLERANCE
                       for m in ('dcr_share', 'mia_auc'))
         per_seed = 0
         paired = rows[rows.dataset == dataset].pivot_table(
             index='seed', columns='objective', values=['quality_score', 'tree_detection_auc'])
         for _, seed_row in paired.iterrows():
-            q, t = seed_row['quality_score'], seed_row['tree_detection_auc']
-            if {'sft', 'sft_more', 'tabgraa'} <= set(q.dropna().index) and \
-                    q.tabgraa > max(q.sft, q.sft_more) and t.tabgraa < min(t.sft, t.sft_more):
-                per_seed += 1
+            by_objective = seed_row.unstack(0)  # objective x (quality, tree detection)
+            if {'sft', 'sft_more', 'tabgraa'} <= set(by_objective.dropna().index):
+                per_seed += beats_both(*(by_objective.loc[o]
+                                         for o in ('tabgraa', 'sft', 'sft_more')))
         wins += beats
         n = int(seeds.loc[(dataset, 'tabgraa')])
         lines.append(
@@ -115,6 +122,27 @@ def verdict_table(results, config):
                  f'of {rows.dataset.nunique()}** tables (target: 4 of 5). Privacy counts as '
                  f'worse when the distance of DCR share or MIA AUC from 0.5 grows by more than '
                  f'{PRIVACY_TOLERANCE} (about 1.5 standard errors at 5,000 rows).')
+    return '\n'.join(lines)
+
+
+def objectives_table(results, config):
+    """For every aligned objective run with ``config``: the tables where its seed means beat
+    SFT-only and sft_more on both metrics, and how many runs kept a round after SFT."""
+    rows = config_rows(results, config)
+    means = rows.groupby(['dataset', 'objective'])[METRICS].mean()
+    lines = ['| objective | tables where it beats SFT-only and `sft_more` on both metrics | '
+             'runs that kept a later round |', '|---|---|---|']
+    for objective in ('tabgraa', 'dpo', 'kto', 'npo', 'distill'):
+        runs = rows[rows.objective == objective]
+        if runs.empty:
+            continue
+        wins = [dataset for dataset in sorted(runs.dataset.unique())
+                if {(dataset, o) for o in ('sft', 'sft_more')} <= set(means.index)
+                and beats_both(*(means.loc[(dataset, o)]
+                                 for o in (objective, 'sft', 'sft_more')))]
+        lines.append(f"| {objective} | {len(wins)} of {runs.dataset.nunique()}"
+                     f"{' (' + ', '.join(wins) + ')' if wins else ''} | "
+                     f'{int((runs.kept_round > 0).sum())} of {len(runs)} |')
     return '\n'.join(lines)
 
 
@@ -212,6 +240,8 @@ def main():
         '### Default settings, SFT with the anneal (`' + json.dumps(DEFAULT) + '`)',
         main_table(results, DEFAULT),
         '### The target, table by table (SFT with the anneal)', verdict_table(results, DEFAULT),
+        '### Every objective by the same rule (SFT with the anneal)',
+        objectives_table(results, DEFAULT),
         '### Before the anneal (`' + json.dumps(BEFORE_ANNEAL) + '`)',
         main_table(results, BEFORE_ANNEAL),
         '### The target, table by table (before the anneal)',

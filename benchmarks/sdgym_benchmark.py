@@ -457,7 +457,7 @@ def alignment_history_path(spec):
 def kept_round(spec):
     """The alignment round a TabGRAA cell kept (0: the SFT model), or None (no rounds ran)."""
     path = alignment_history_path(spec)
-    if spec['kind'] != 'tabgraa' or not path.exists() or path.stat().st_size <= 1:
+    if spec['kind'] != 'tabgraa' or not path.exists():
         return None
     history = pd.read_csv(path)
     kept = history.loc[history['kept'].astype(bool), 'round']

@@ -470,7 +470,8 @@ class Aligner:
             else:
                 loss, _ = self._align_round(fresh, rewards, optimizer, rng)
             previous, fresh = fresh, self._pool()  # the next pool comes from the updated policy
-            previous_state, fresh_state = fresh_state, self._trainable_state()
+            if self.current_ratio:  # a copy of the trainable weights, so only when needed
+                previous_state, fresh_state = fresh_state, self._trainable_state()
             row = self._evaluate(round_, fresh, {
                 'loss': loss, 'reward_mean': float(np.mean(rewards)),
                 'reward_high_mean': float(ranked[:n_side].mean()),
