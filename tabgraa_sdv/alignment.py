@@ -53,6 +53,7 @@ from tabgraa_sdv.devices import DataParallel
 
 OBJECTIVES = ('tabgraa', 'dpo', 'kto', 'npo', 'sft_more', 'distill')
 ADAPTERS = ('lora', 'full')
+SELECTIONS = ('auc_se', 'paired')
 
 
 # ------------------------------------------------------------------------------------ losses
@@ -151,8 +152,8 @@ class Scorer:
 
     def detection_auc(self, tokens):
         """Cross-validated AUC of a classifier separating the held-out real rows from
-        ``tokens`` (all of both: the real rows are few, the synthetic ones cheap), and its
-        Hanley-McNeil standard error."""
+        ``tokens`` (all of both: the real rows are few, the synthetic ones cheap), as a
+        :class:`Detection` (its Hanley-McNeil standard error and DeLong placements)."""
         X_syn = self.features.transform(tokens)
         X = np.concatenate([self.holdout_X, X_syn])
         y = np.concatenate([np.ones(len(self.holdout_X)), np.zeros(len(X_syn))])
@@ -162,8 +163,7 @@ class Scorer:
             class_weight='balanced', random_state=self.seed)
         folds = StratifiedKFold(3, shuffle=True, random_state=self.seed)
         p = cross_val_predict(classifier, X, y, cv=folds, method='predict_proba')[:, 1]
-        auc = float(roc_auc_score(y, p))
-        return auc, auc_standard_error(auc, len(self.holdout_X), len(X_syn))
+        return Detection.from_scores(p[y == 1], p[y == 0])
 
     def dcr_share(self, tokens):
         """Share of rows closer to a training row than to a held-out row (0.5 is ideal)."""
@@ -184,6 +184,54 @@ def auc_standard_error(auc, n_positive, n_negative):
     variance = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2)
                 + (n_negative - 1) * (q2 - auc**2)) / (n_positive * n_negative)
     return float(np.sqrt(max(variance, 0.0)))
+
+
+class Detection:
+    """A detection AUC (held-out real rows against a synthetic pool) with what it is made of.
+
+    DeLong's placements: ``real_placements[i]`` is the share of synthetic rows scored below real
+    row i (ties count half), ``synthetic_placements[j]`` the share of real rows scored above
+    synthetic row j; the AUC is the mean of either. Every round scores the *same* held-out real
+    rows, so two rounds' AUCs can be compared row by row (:func:`paired_auc_difference_se`),
+    which removes the variance the two estimates share.
+    """
+
+    def __init__(self, auc, se, real_placements, synthetic_placements):
+        self.auc, self.se = float(auc), float(se)
+        self.real_placements = np.asarray(real_placements, dtype=float)
+        self.synthetic_placements = np.asarray(synthetic_placements, dtype=float)
+
+    @classmethod
+    def from_scores(cls, p_real, p_synthetic):
+        p_real, p_synthetic = np.asarray(p_real, float), np.asarray(p_synthetic, float)
+        real_sorted, synthetic_sorted = np.sort(p_real), np.sort(p_synthetic)
+        below = np.searchsorted(synthetic_sorted, p_real, 'left')
+        tied = np.searchsorted(synthetic_sorted, p_real, 'right') - below
+        real_placements = (below + 0.5 * tied) / len(p_synthetic)
+        above = len(p_real) - np.searchsorted(real_sorted, p_synthetic, 'right')
+        tied = np.searchsorted(real_sorted, p_synthetic, 'right') - np.searchsorted(
+            real_sorted, p_synthetic, 'left')
+        synthetic_placements = (above + 0.5 * tied) / len(p_real)
+        auc = real_placements.mean()
+        return cls(auc, auc_standard_error(auc, len(p_real), len(p_synthetic)),
+                   real_placements, synthetic_placements)
+
+
+def paired_auc_difference_se(a, b):
+    """DeLong standard error of ``a.auc - b.auc`` for two :class:`Detection` s of the same real
+    rows against independent synthetic pools: paired over the real rows, unpaired over the
+    synthetic ones,
+
+        Var = Var_i(V_a,i - V_b,i) / n_real + Var_j(W_a,j) / m_a + Var_j(W_b,j) / m_b.
+
+    The classifiers' own training noise is left out, as in any single-AUC standard error."""
+    if len(a.real_placements) != len(b.real_placements):
+        raise ValueError('A paired comparison needs the same held-out real rows in both.')
+    n = len(a.real_placements)
+    variance = (np.var(a.real_placements - b.real_placements, ddof=1) / n
+                + np.var(a.synthetic_placements, ddof=1) / len(a.synthetic_placements)
+                + np.var(b.synthetic_placements, ddof=1) / len(b.synthetic_placements))
+    return float(np.sqrt(variance))
 
 
 def diversity(tokens):
@@ -269,8 +317,15 @@ class Aligner:
     def __init__(self, lm, scorer, *, rounds, objective='tabgraa', pool_size=8192,
                  group_size=64, beta=1.0, learning_rate=1e-4, quantile=0.5, adapter='lora',
                  lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None, anchor=0.0,
-                 backtrack=None, current_ratio=False):
+                 backtrack=None, current_ratio=False, selection='auc_se'):
         self.lm, self.scorer = lm, scorer
+        # selection: how much lower a round's held-out detection AUC must be to replace the
+        # best round. 'auc_se': more than the round's own (Hanley-McNeil) standard error.
+        # 'paired': more than the DeLong standard error of the *difference*, paired over the
+        # held-out real rows both rounds are scored on, so the noise they share cancels.
+        if selection not in SELECTIONS:
+            raise ValueError(f'selection must be one of {SELECTIONS}, got {selection!r}.')
+        self.selection = selection
         # current_ratio: the logodds classifier is trained against the *previous* pool, so from
         # round 2 on it estimates log p_data / pi_prev for rows drawn from pi_theta. Adding
         # log pi_prev(x) - log pi_theta(x) makes it the current policy's log p_data / pi_theta:
@@ -428,13 +483,24 @@ class Aligner:
         self.policy.eval()
         return float(np.mean(losses))
 
-    def _evaluate(self, round_, pool, extra):
+    def _evaluate(self, round_, pool, extra, best=None):
+        """The round's history row and its :class:`Detection` (``best``: the best round's,
+        for the paired standard error of the difference)."""
         distinct, entropy = diversity(pool)
-        auc, auc_se = self.scorer.detection_auc(pool)
-        row = {'round': round_, 'detection_auc': auc, 'detection_auc_se': auc_se,
+        detection = self.scorer.detection_auc(pool)
+        row = {'round': round_, 'detection_auc': detection.auc, 'detection_auc_se': detection.se,
+               'detection_auc_paired_se': (math.nan if best is None
+                                           else paired_auc_difference_se(detection, best)),
                'dcr_share': self.scorer.dcr_share(pool), 'distinct_share': distinct,
                'mean_entropy': entropy, **extra}
-        return row
+        return row, detection
+
+    def _improves(self, row, best_auc):
+        """Whether a round's detection AUC beats the best round's by more than the noise of
+        the comparison, so selection does not chase sampling noise away from the SFT model."""
+        margin = row['detection_auc_paired_se' if self.selection == 'paired' else
+                     'detection_auc_se']
+        return row['detection_auc'] < best_auc - margin
 
     def run(self):
         rng = np.random.default_rng(self.seed)
@@ -444,7 +510,7 @@ class Aligner:
         learning_rate = self.learning_rate
         optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
         previous = self._pool()  # round 0: the SFT model's pool, the first scorer's negatives
-        base = self._evaluate(0, previous, {})
+        base, best_detection = self._evaluate(0, previous, {})
         best = (base['detection_auc'], 0, self._trainable_state())
         best_pool = previous
         # the weights each pool was drawn with (for current_ratio)
@@ -472,19 +538,17 @@ class Aligner:
             previous, fresh = fresh, self._pool()  # the next pool comes from the updated policy
             if self.current_ratio:  # a copy of the trainable weights, so only when needed
                 previous_state, fresh_state = fresh_state, self._trainable_state()
-            row = self._evaluate(round_, fresh, {
+            row, detection = self._evaluate(round_, fresh, {
                 'loss': loss, 'reward_mean': float(np.mean(rewards)),
                 'reward_high_mean': float(ranked[:n_side].mean()),
                 'reward_low_mean': float(ranked[len(ranked) - n_side:].mean()),
-                'learning_rate': learning_rate})
+                'learning_rate': learning_rate}, best=best_detection)
             collapsed = (row['distinct_share'] < 0.8 * base['distinct_share']
                          or row['mean_entropy'] < 0.8 * base['mean_entropy'])
             row['kept'] = False
-            # A round replaces the best only when it is better by more than the noise of the
-            # estimate, so selection does not chase sampling noise away from the SFT model.
-            if not collapsed and row['detection_auc'] < best[0] - row['detection_auc_se']:
+            if not collapsed and self._improves(row, best[0]):
                 best = (row['detection_auc'], round_, self._trainable_state())
-                best_pool = fresh
+                best_detection, best_pool = detection, fresh
                 row['kept'] = True
             self.history.append(row)
             if self.backtrack and not row['kept'] and round_ < self.rounds:

@@ -386,13 +386,15 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
     def get_alignment_history(self):
         """One row per alignment round (round 0 = the SFT model): ``round``, ``reward_mean``,
         ``reward_high_mean``, ``reward_low_mean``, ``loss``, ``detection_auc`` (held-out real rows
-        vs the round's pool; 0.5 is ideal) and its standard error, ``dcr_share``, ``distinct_share``, ``mean_entropy``
-        and ``kept`` (the round whose weights the synthesizer holds)."""
+        vs the round's pool; 0.5 is ideal), its standard error ``detection_auc_se`` and
+        ``detection_auc_paired_se`` (of its difference to the best earlier round, paired over
+        the held-out rows), ``dcr_share``, ``distinct_share``, ``mean_entropy`` and ``kept``
+        (the round whose weights the synthesizer holds)."""
         if not self._fitted or self._model is None:
             raise NotFittedError('No alignment history yet. Please fit your synthesizer first.')
         columns = ['round', 'reward_mean', 'reward_high_mean', 'reward_low_mean', 'loss',
-                   'detection_auc', 'detection_auc_se', 'dcr_share', 'distinct_share',
-                   'mean_entropy', 'kept']
+                   'detection_auc', 'detection_auc_se', 'detection_auc_paired_se',
+                   'dcr_share', 'distinct_share', 'mean_entropy', 'kept']
         return pd.DataFrame(self._model.alignment_history, columns=columns)
 
     def plot_alignment_history(self):

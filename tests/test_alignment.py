@@ -13,14 +13,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
 from conftest import MIXED_SDTYPES, TINY_MODEL, tiny_kwargs  # noqa: E402
 from tabgraa_sdv import TabGRAASynthesizer  # noqa: E402
 from tabgraa_sdv import alignment as A  # noqa: E402
 from tabgraa_sdv.alignment import (  # noqa: E402
-    OBJECTIVES, Aligner, Scorer, auc_standard_error, distill_weights, diversity, dpo_loss,
-    kto_loss, npo_loss, partition, tabgraa_loss)
+    OBJECTIVES, Aligner, Detection, Scorer, auc_standard_error, distill_weights, diversity,
+    dpo_loss, kto_loss, npo_loss, paired_auc_difference_se, partition, tabgraa_loss)
 from tabgraa_sdv.alignment import MIN_ALIGNMENT_ROWS  # noqa: E402
 from tabgraa_sdv.model import TabularLM  # noqa: E402
 from tabgraa_sdv.rewards import REWARDS  # noqa: E402
@@ -156,6 +157,46 @@ def test_auc_standard_error_shrinks_with_more_rows_and_vanishes_at_one():
     n = 100
     assert auc_standard_error(0.5, n, n) == pytest.approx(
         math.sqrt((0.25 + 2 * (n - 1) / 12) / n**2), rel=1e-9)
+
+
+def test_detection_placements_average_to_sklearns_auc_with_ties():
+    rng = np.random.default_rng(0)
+    p_real = rng.integers(0, 5, 300) / 4  # coarse scores: many ties within and across classes
+    p_syn = rng.integers(0, 4, 500) / 4
+    detection = Detection.from_scores(p_real, p_syn)
+    y = np.r_[np.ones(300), np.zeros(500)]
+    expected = roc_auc_score(y, np.r_[p_real, p_syn])
+    assert detection.auc == pytest.approx(expected, abs=1e-12)
+    assert detection.synthetic_placements.mean() == pytest.approx(expected, abs=1e-12)
+    assert detection.se == pytest.approx(auc_standard_error(expected, 300, 500))
+
+
+def _round_scores(rng, hardness, shift, m=2000):
+    """Classifier scores of one round: each held-out real row has a hardness shared by every
+    round (the same rows are easy to tell from synthetic ones whatever the pool), plus noise;
+    a fresh synthetic pool, its scores raised by ``shift`` (a better round's rows look more
+    real to the classifier, so its AUC is lower)."""
+    p_real = hardness + 0.3 * rng.standard_normal(len(hardness))
+    p_syn = rng.standard_normal(m) + 0.6 + shift
+    return Detection.from_scores(p_real, p_syn)
+
+
+def test_paired_standard_error_matches_the_spread_of_auc_differences():
+    """Over many draws of two rounds scored on the same real rows, the paired DeLong SE is
+    the standard deviation of the AUC difference, and well under the unpaired one."""
+    rng = np.random.default_rng(1)
+    hardness = rng.standard_normal(1000)
+    differences, paired, unpaired = [], [], []
+    for _ in range(300):
+        a, b = _round_scores(rng, hardness, 0.05), _round_scores(rng, hardness, 0.0)
+        differences.append(a.auc - b.auc)
+        paired.append(paired_auc_difference_se(a, b))
+        unpaired.append(math.hypot(a.se, b.se))
+    assert np.mean(paired) == pytest.approx(np.std(differences), rel=0.15)
+    assert np.mean(paired) < 0.75 * np.mean(unpaired)
+    assert np.mean(differences) < 0  # the shifted round is the better one
+    with pytest.raises(ValueError, match='same held-out real rows'):
+        paired_auc_difference_se(a, _round_scores(rng, hardness[:10], 0.0))
 
 
 def test_diversity_of_duplicated_rows_and_a_constant_column():
@@ -352,9 +393,18 @@ def test_align_with_a_wide_categorical_column():
 def scripted_auc(monkeypatch):
     """Detection AUCs come from a script (standard error as given) and diversity never drops,
     so the selection logic is tested apart from the noise of a tiny model."""
-    def install(values, se=0.0):
+    def install(values, se=0.0, paired_se=0.0):
+        """``paired_se``: every pair of rounds gets this paired SE of their difference."""
         it = iter(values)
-        monkeypatch.setattr(Scorer, 'detection_auc', lambda self, tokens: (next(it), se))
+        # 2 real rows with placements (a - d, a + d) make Var_i(V_a - V_b) / 2 = paired_se^2
+        # between rounds of different sign; synthetic placements are constant.
+        signs = iter(np.resize([1.0, -1.0], 64))
+
+        def detection(self, tokens):
+            auc, d = next(it), next(signs) * paired_se / 2
+            return Detection(auc, se, [auc - d, auc + d], [auc, auc])
+
+        monkeypatch.setattr(Scorer, 'detection_auc', detection)
         monkeypatch.setattr(A, 'diversity', lambda tokens: (1.0, 1.0))
     return install
 
@@ -379,6 +429,26 @@ def test_an_improvement_within_the_standard_error_is_not_kept(lm_tokens, scripte
     lm, _ = fit_lm()
     history = lm.align(*lm_tokens, rounds=2, patience=5, **ALIGN).history
     assert [row['kept'] for row in history] == [False, False, True]  # 0.79 < 0.9 - 0.1
+
+
+def test_paired_selection_keeps_a_round_inside_its_own_se_but_outside_the_paired_one(
+        lm_tokens, scripted_auc):
+    # 0.85 is within 0.1 of 0.9, but outside the paired SE (0.02) of the difference
+    scripted_auc([0.9, 0.85, 0.84], se=0.1, paired_se=0.02)
+    lm, _ = fit_lm()
+    history = lm.align(*lm_tokens, rounds=2, patience=5, selection='paired', **ALIGN).history
+    assert [row['detection_auc_paired_se'] for row in history[1:]] == pytest.approx([0.02] * 2)
+    assert [row['kept'] for row in history] == [False, True, False]  # 0.84 > 0.85 - 0.02
+    scripted_auc([0.9, 0.85, 0.84], se=0.1, paired_se=0.02)
+    lm, _ = fit_lm()
+    history = lm.align(*lm_tokens, rounds=2, patience=5, **ALIGN).history  # 'auc_se'
+    assert [row['kept'] for row in history] == [True, False, False]
+
+
+def test_selection_must_be_a_known_rule(lm_tokens):
+    lm, _ = fit_lm()
+    with pytest.raises(ValueError, match="selection must be one of .*'paired'"):
+        lm.align(*lm_tokens, rounds=1, selection='lowest', **ALIGN)
 
 
 def test_the_kept_round_is_the_model_that_samples(lm_tokens, scripted_auc):
