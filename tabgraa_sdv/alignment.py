@@ -44,7 +44,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from tqdm.auto import tqdm
 
