@@ -25,6 +25,9 @@ DEFAULT = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-
            'anneal_epochs': 3}
 BEFORE_ANNEAL = {k: v for k, v in DEFAULT.items() if k != 'anneal_epochs'}
 CONFIGS = {'anneal': DEFAULT, 'no_anneal': BEFORE_ANNEAL}
+# The defaults with rounds selected by the paired standard error (2026-11-27, sixth session);
+# a sweep, so its rows also appear, round by round, in the sweep table.
+PAIRED = {**DEFAULT, 'selection': 'paired'}
 START, END = '<!-- alignment-results:start -->', '<!-- alignment-results:end -->'
 
 
@@ -185,8 +188,9 @@ def sweep_table(results, sweep_history):
     if rows.empty:
         return '(no sweep rows yet)'
     lines = ['| dataset | objective | seed | settings | held-out detection AUC per round, 0 = SFT | '
+             'its standard error (paired, against the best earlier round) | '
              'mean entropy per round | kept round | quality_score | tree_detection_auc |',
-             '|---|---|---:|---|---|---|---:|---:|---:|']
+             '|---|---|---:|---|---|---|---|---:|---:|---:|']
     for _, row in rows.iterrows():
         rounds = sweep_history[(sweep_history.settings == row.settings)
                                & (sweep_history.objective == row.objective)
@@ -194,8 +198,12 @@ def sweep_table(results, sweep_history):
                                & (sweep_history.seed == row.seed)].sort_values('round')
         auc = ' → '.join(f'{v:.3f}' for v in rounds.detection_auc)
         entropy = ' → '.join(f'{v:.2f}' for v in rounds.mean_entropy)
+        se = ' → '.join(
+            f'{v:.4f}' + (f' ({p:.4f})' if pd.notna(p) else '') for v, p in zip(
+                rounds.detection_auc_se, rounds.get('detection_auc_paired_se',
+                                                     pd.Series(float('nan'), rounds.index))))
         lines.append(f"| {row.dataset} | {row.objective} | {row.seed} | `{row.settings}` | {auc} | "
-                     f"{entropy} | "
+                     f"{se} | {entropy} | "
                      f'{row.kept_round} | {row.quality_score:.4f} | {row.tree_detection_auc:.4f} |')
     return '\n'.join(lines)
 
@@ -242,6 +250,9 @@ def main():
         '### The target, table by table (SFT with the anneal)', verdict_table(results, DEFAULT),
         '### Every objective by the same rule (SFT with the anneal)',
         objectives_table(results, DEFAULT),
+        '### The target, table by table, with rounds selected by the paired standard error (`'
+        + json.dumps(PAIRED) + '`; every run, round by round, in the sweep table below)',
+        verdict_table(results, PAIRED),
         '### Before the anneal (`' + json.dumps(BEFORE_ANNEAL) + '`)',
         main_table(results, BEFORE_ANNEAL),
         '### The target, table by table (before the anneal)',
