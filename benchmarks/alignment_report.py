@@ -149,6 +149,34 @@ def objectives_table(results, config):
     return '\n'.join(lines)
 
 
+def kept_round_table(results):
+    """What keeping a later round did on the test split: every run on the annealed SFT models
+    (any objective or setting, without resampling) whose held-out selection kept a round after
+    SFT, against SFT-only of the same table and seed. Runs with identical scores (the same
+    decisions under another selection rule) count once."""
+    settings = results.settings.map(settings_of)
+    annealed = settings.map(lambda s: s.get('anneal_epochs') == 3
+                            and s.get('resampling_factor', 1) == 1)
+    sft = results[annealed & (results.objective == 'sft')].set_index(['dataset', 'seed'])
+    kept = results[annealed & (results.objective != 'sft') & (results.kept_round > 0)]
+    kept = kept.drop_duplicates(['dataset', 'objective', 'seed', 'quality_score',
+                                 'tree_detection_auc'])
+    kept = kept.assign(
+        quality=kept.quality_score.to_numpy()
+        - sft.loc[list(zip(kept.dataset, kept.seed)), 'quality_score'].to_numpy(),
+        tree=kept.tree_detection_auc.to_numpy()
+        - sft.loc[list(zip(kept.dataset, kept.seed)), 'tree_detection_auc'].to_numpy())
+    lines = ['| dataset | runs that kept a later round | quality change (mean; runs up) | '
+             'tree detection change (mean; runs down = better) |', '|---|---:|---|---|']
+    for dataset, group in kept.groupby('dataset'):
+        lines.append(f'| {dataset} | {len(group)} | {group.quality.mean():+.4f}; '
+                     f'{(group.quality > 0).sum()} | {group.tree.mean():+.4f}; '
+                     f'{(group.tree < 0).sum()} |')
+    lines.append(f'| all | {len(kept)} | {kept.quality.mean():+.4f}; {(kept.quality > 0).sum()} '
+                 f'| {kept.tree.mean():+.4f}; {(kept.tree < 0).sum()} |')
+    return '\n'.join(lines)
+
+
 def paired_table(sft, before, after, metrics):
     """SFT-only rows labelled ``before`` against those labelled ``after`` (settings dicts), on
     the seeds both ran: seed means, ``before → after``."""
@@ -253,6 +281,8 @@ def main():
         '### The target, table by table, with rounds selected by the paired standard error (`'
         + json.dumps(PAIRED) + '`; every run, round by round, in the sweep table below)',
         verdict_table(results, PAIRED),
+        '### What a kept later round did on the test split (SFT with the anneal, every '
+        'objective and setting, against SFT-only of the same seed)', kept_round_table(results),
         '### Before the anneal (`' + json.dumps(BEFORE_ANNEAL) + '`)',
         main_table(results, BEFORE_ANNEAL),
         '### The target, table by table (before the anneal)',
