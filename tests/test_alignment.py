@@ -530,7 +530,8 @@ def test_current_ratio_needs_the_logodds_reward(lm_tokens):
 def test_a_collapsed_round_is_never_kept(lm_tokens, monkeypatch):
     diversities = iter([(1.0, 1.0), (0.5, 1.0), (1.0, 0.5)])
     aucs = iter([0.9, 0.6, 0.5])
-    monkeypatch.setattr(Scorer, 'detection_auc', lambda self, tokens: (next(aucs), 0.0))
+    monkeypatch.setattr(Scorer, 'detection_auc',
+                        lambda self, tokens: Detection(auc := next(aucs), 0.0, [auc], [auc]))
     monkeypatch.setattr(A, 'diversity', lambda tokens: next(diversities))
     lm, _ = fit_lm()
     history = lm.align(*lm_tokens, rounds=2, patience=5, **ALIGN).history
