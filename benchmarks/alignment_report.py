@@ -161,11 +161,10 @@ def kept_round_table(results):
     kept = results[annealed & (results.objective != 'sft') & (results.kept_round > 0)]
     kept = kept.drop_duplicates(['dataset', 'objective', 'seed', 'quality_score',
                                  'tree_detection_auc'])
+    base = sft.loc[list(zip(kept.dataset, kept.seed))]
     kept = kept.assign(
-        quality=kept.quality_score.to_numpy()
-        - sft.loc[list(zip(kept.dataset, kept.seed)), 'quality_score'].to_numpy(),
-        tree=kept.tree_detection_auc.to_numpy()
-        - sft.loc[list(zip(kept.dataset, kept.seed)), 'tree_detection_auc'].to_numpy())
+        quality=kept.quality_score.to_numpy() - base.quality_score.to_numpy(),
+        tree=kept.tree_detection_auc.to_numpy() - base.tree_detection_auc.to_numpy())
     lines = ['| dataset | runs that kept a later round | quality change (mean; runs up) | '
              'tree detection change (mean; runs down = better) |', '|---|---:|---|---|']
     for dataset, group in kept.groupby('dataset'):
@@ -175,6 +174,26 @@ def kept_round_table(results):
     lines.append(f'| all | {len(kept)} | {kept.quality.mean():+.4f}; {(kept.quality > 0).sum()} '
                  f'| {kept.tree.mean():+.4f}; {(kept.tree < 0).sum()} |')
     return '\n'.join(lines)
+
+
+def paired_selection_summary(results, sweep_history):
+    """How the paired selection rule compared with the default one: runs (same table, objective
+    and seed) whose kept round is the same under both, and the paired SE of each round's
+    difference to the best earlier round as a multiple of the round's own SE."""
+    key = ['dataset', 'objective', 'seed']
+    paired = results[results.settings == json.dumps(PAIRED)]
+    if paired.empty or 'detection_auc_paired_se' not in sweep_history:
+        return '(no paired-selection runs yet)'
+    default = results[results.settings == json.dumps(DEFAULT)]
+    both = paired.merge(default, on=key, suffixes=('', '_default'))
+    same = int((both.kept_round == both.kept_round_default).sum())
+    rounds = sweep_history[(sweep_history.settings == json.dumps(PAIRED))
+                           & (sweep_history['round'] > 0)]
+    ratio = rounds.detection_auc_paired_se / rounds.detection_auc_se
+    return (f'Runs where the paired rule kept the same round as the default rule: **{same} of '
+            f'{len(both)}**. Paired SE of a round\'s difference to the best earlier round, as a '
+            f'multiple of the round\'s own SE, over {len(ratio)} rounds: {ratio.min():.2f}–'
+            f'{ratio.max():.2f}, below 1 in {int((ratio < 1).sum())}.')
 
 
 def paired_table(sft, before, after, metrics):
@@ -280,7 +299,7 @@ def main():
         objectives_table(results, DEFAULT),
         '### The target, table by table, with rounds selected by the paired standard error (`'
         + json.dumps(PAIRED) + '`; every run, round by round, in the sweep table below)',
-        verdict_table(results, PAIRED),
+        verdict_table(results, PAIRED), paired_selection_summary(results, sweep_history),
         '### What a kept later round did on the test split (SFT with the anneal, every '
         'objective and setting, against SFT-only of the same seed)', kept_round_table(results),
         '### Before the anneal (`' + json.dumps(BEFORE_ANNEAL) + '`)',

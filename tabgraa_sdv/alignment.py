@@ -203,17 +203,18 @@ class Detection:
     @classmethod
     def from_scores(cls, p_real, p_synthetic):
         p_real, p_synthetic = np.asarray(p_real, float), np.asarray(p_synthetic, float)
-        real_sorted, synthetic_sorted = np.sort(p_real), np.sort(p_synthetic)
-        below = np.searchsorted(synthetic_sorted, p_real, 'left')
-        tied = np.searchsorted(synthetic_sorted, p_real, 'right') - below
-        real_placements = (below + 0.5 * tied) / len(p_synthetic)
-        above = len(p_real) - np.searchsorted(real_sorted, p_synthetic, 'right')
-        tied = np.searchsorted(real_sorted, p_synthetic, 'right') - np.searchsorted(
-            real_sorted, p_synthetic, 'left')
-        synthetic_placements = (above + 0.5 * tied) / len(p_real)
+        real_placements = _share_below(np.sort(p_synthetic), p_real)
+        synthetic_placements = 1.0 - _share_below(np.sort(p_real), p_synthetic)
         auc = real_placements.mean()
         return cls(auc, auc_standard_error(auc, len(p_real), len(p_synthetic)),
                    real_placements, synthetic_placements)
+
+
+def _share_below(sorted_values, x):
+    """For each of ``x``, the share of ``sorted_values`` below it, ties counting half."""
+    left = np.searchsorted(sorted_values, x, 'left')
+    right = np.searchsorted(sorted_values, x, 'right')
+    return (left + right) / (2 * len(sorted_values))
 
 
 def paired_auc_difference_se(a, b):
