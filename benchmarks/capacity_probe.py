@@ -68,7 +68,26 @@ def table(results):
             f'{row.tree_detection_auc:.4f} | {row.tstr_score:.4f} | {row.dcr_share:.4f} | '
             f'{row.mia_auc:.4f} | {row.fit_seconds:.1f} | {row.sample_seconds:.1f} |')
     machines = ', '.join(sorted(frame.machine.unique()))
-    return '\n'.join(lines) + f'\n\nMachine: 2 CPU cores ({machines}), one process at a time.\n'
+    return ('\n'.join(lines) + f'\n\nMachine: 2 CPU cores ({machines}), one process at a time.\n\n'
+            + differences(frame))
+
+
+def differences(frame, base='{}'):
+    """Each non-default config against the default of the same dataset and seed."""
+    metrics = ['best_val_loss', 'quality_score', 'tree_detection_auc', 'tstr_score']
+    default = frame[frame.config == base].set_index(['dataset', 'seed'])
+    lines = ['Against the default size of the same table and seed (the wider or deeper model '
+             'minus the default; fit as a ratio):', '',
+             '| dataset | seed | width × layers | val loss | quality | tree detection | TSTR | '
+             'fit × |', '|---|---:|---|---:|---:|---:|---:|---:|']
+    for row in frame[frame.config != base].itertuples():
+        if (row.dataset, row.seed) not in default.index:
+            continue
+        ref = default.loc[(row.dataset, row.seed)]
+        deltas = ' | '.join(f'{getattr(row, m) - ref[m]:+.4f}' for m in metrics)
+        lines.append(f'| {row.dataset} | {row.seed} | {row.n_embd} × {row.n_layer} | {deltas} | '
+                     f'{row.fit_seconds / ref.fit_seconds:.2f} |')
+    return '\n'.join(lines) + '\n'
 
 
 def main(argv=None):
