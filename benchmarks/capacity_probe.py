@@ -92,7 +92,7 @@ def differences(frame, base='{}'):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('datasets', nargs='+')
+    parser.add_argument('datasets', nargs='*', help='table names in --root')
     parser.add_argument('--root', default=Path(__file__).parents[2] / 'shared' / 'datasets', type=Path)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument('--configs', nargs='+', default=['{}'],
@@ -106,6 +106,8 @@ def main(argv=None):
 
         update_docs(args.report, table(args.results), *MARKERS)
         return
+    if not args.datasets:
+        parser.error('name at least one table (or pass --report DOCS)')
     done = pd.read_csv(args.results) if args.results.exists() else pd.DataFrame(
         columns=['dataset', 'seed', 'config'])
     for dataset in args.datasets:
