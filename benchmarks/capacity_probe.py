@@ -13,26 +13,28 @@ appended to the results file; cells already there are skipped, so the probe is r
 
 import argparse
 import json
-import platform
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from sdv.metadata import Metadata
 
 from tabgraa_sdv.metrics import evaluate
 from tabgraa_sdv.model import TabularLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from alignment import append_rows, load_table  # noqa: E402  (benchmarks/ is not a package)
+from report import update_docs  # noqa: E402
+from sdgym_benchmark import machine_description  # noqa: E402
 
 RESULTS = Path(__file__).parent / 'results' / 'capacity_probe.csv'
 METRICS = ('quality_score', 'tree_detection_auc', 'tstr_score', 'dcr_share', 'mia_auc')
 MARKERS = ('<!-- capacity-probe:start -->', '<!-- capacity-probe:end -->')
 
 
-def run_cell(folder, seed, config):
-    train, test = pd.read_csv(folder / 'train.csv'), pd.read_csv(folder / 'test.csv')
-    info = json.loads((folder / 'dataset.json').read_text())
-    metadata = Metadata.load_from_json(folder / 'metadata.json')
+def run_cell(root, dataset, seed, config):
+    train, test, metadata, info = load_table(root, dataset)
     lm = TabularLM(model_config=config, seed=seed)
     start = time.perf_counter()
     lm.fit(train)
@@ -67,8 +69,8 @@ def table(results):
             f'{row.epochs} | {row.best_val_loss:.4f} | {row.quality_score:.4f} | '
             f'{row.tree_detection_auc:.4f} | {row.tstr_score:.4f} | {row.dcr_share:.4f} | '
             f'{row.mia_auc:.4f} | {row.fit_seconds:.1f} | {row.sample_seconds:.1f} |')
-    machines = ', '.join(sorted(frame.machine.unique()))
-    return ('\n'.join(lines) + f'\n\nMachine: 2 CPU cores ({machines}), one process at a time.\n\n'
+    machines = '; '.join(sorted(frame.machine.unique()))
+    return ('\n'.join(lines) + f'\n\nMachine, as recorded: {machines}. One process at a time.\n\n'
             + differences(frame))
 
 
@@ -102,28 +104,28 @@ def main(argv=None):
                         help='only rewrite the generated table in this markdown file')
     args = parser.parse_args(argv)
     if args.report:
-        from report import update_docs
-
         update_docs(args.report, table(args.results), *MARKERS)
         return
     if not args.datasets:
         parser.error('name at least one table (or pass --report DOCS)')
-    done = pd.read_csv(args.results) if args.results.exists() else pd.DataFrame(
-        columns=['dataset', 'seed', 'config'])
+    configs = [json.loads(config) for config in args.configs]
+    done = set()
+    if args.results.exists():
+        done = set(pd.read_csv(args.results)[['dataset', 'seed', 'config']].itertuples(
+            index=False, name=None))
+    machine = f'{machine_description()}, {torch.get_num_threads()} torch threads'
     for dataset in args.datasets:
         for seed in args.seeds:
-            for config in args.configs:
-                key = json.dumps(json.loads(config), sort_keys=True)
-                if ((done.dataset == dataset) & (done.seed == seed) & (done.config == key)).any():
-                    print(f'skip {dataset} seed {seed} {key}')
+            for config in configs:
+                key = (dataset, seed, json.dumps(config, sort_keys=True))
+                if key in done:
+                    print(f'skip {key}')
                     continue
-                row = {'dataset': dataset, 'seed': seed, 'config': key,
-                       **run_cell(args.root / dataset, seed, json.loads(config)),
-                       'machine': f'{platform.machine()}, {torch.get_num_threads()} torch threads'}
+                row = {'dataset': dataset, 'seed': seed, 'config': key[2],
+                       **run_cell(args.root, dataset, seed, config), 'machine': machine}
                 print(row, flush=True)
-                pd.DataFrame([row]).to_csv(args.results, mode='a', index=False,
-                                           header=not args.results.exists())
-                done = pd.read_csv(args.results)
+                append_rows(args.results, [row])
+                done.add(key)
 
 
 if __name__ == '__main__':
