@@ -17,11 +17,14 @@ there. This probe asks the question at scale, with no real row in the language m
 5. score ``len(test)`` plain samples of each round's model with ``tabgraa_sdv.metrics.evaluate``
    on ``blocks`` independent blocks (their mean; quality moves by up to 0.035 between blocks).
 
-Appends one row per (table, seed, variant, lr, multiple, round) to
+``--model-config '{"n_embd": 128}'`` fits (and caches) a wider SFT model for the probe instead.
+``--drs-reference`` also scores the SFT model sampled with ``resampling_factor=4`` (the target).
+Appends one row per (table, seed, variant, lr, multiple, model_config, round) to
 ``benchmarks/results/self_distill_probe.csv``; round 0 is the SFT model itself.
 """
 
 import argparse
+import json
 import pickle
 import platform
 import time
@@ -62,18 +65,47 @@ def self_training_rows(lm, real_tokens, n_rows, variant, seed):
     return np.concatenate(chosen)
 
 
-def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS):
+def sft_model(root, name, seed, model_config):
+    """The cached annealed SFT synthesizer of ``benchmarks/alignment.py``, or with a
+    ``model_config`` override one fitted here (defaults otherwise) and cached beside it."""
+    if not model_config:
+        with open(WORK / f'sft_{name}_seed{seed}_anneal3.pkl', 'rb') as f:
+            return pickle.load(f)[0]
+    label = '_'.join(f'{k}{v}' for k, v in sorted(model_config.items()))
+    path = WORK / f'sft_{name}_seed{seed}_{label}.pkl'
+    if not path.exists():
+        from tabgraa_sdv import TabGRAASynthesizer
+
+        train, _, metadata, _ = load_table(root, name)
+        synthesizer = TabGRAASynthesizer(metadata, rounds=0, seed=seed, model_config=model_config)
+        synthesizer.fit(train)
+        with open(path, 'wb') as f:
+            pickle.dump(synthesizer, f)
+    with open(path, 'rb') as f:
+        return pickle.load(f)
+
+
+def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS,
+        model_config=None, drs_reference=False):
     train, test, metadata, info = load_table(root, name)
-    with open(WORK / f'sft_{name}_seed{seed}_anneal3.pkl', 'rb') as f:
-        synthesizer, sft_seconds = pickle.load(f)
+    synthesizer = sft_model(root, name, seed, model_config)
     lm = synthesizer._model
     real_tokens = lm.codec.encode(synthesizer._preprocess(train))
     base = {'dataset': name, 'seed': seed, 'variant': variant, 'learning_rate': lr,
-            'multiple': multiple, 'machine': platform.machine()}
+            'multiple': multiple, 'model_config': json.dumps(model_config or {}),
+            'machine': platform.machine()}
     rows = [dict(base, round=0, seconds=0.0,
                  **score(synthesizer, train, test, metadata, info, blocks, seed))]
     append_rows(results, rows[-1:])
     print(rows[-1], flush=True)
+    if drs_reference:  # the same model sampled with resampling_factor=FACTOR: the target
+        lm.resampling_factor = FACTOR
+        lm.fit_resampler(real_tokens)
+        rows.append(dict(base, variant='drs_reference', round=0, seconds=0.0,
+                         **score(synthesizer, train, test, metadata, info, blocks, seed)))
+        lm.resampling_factor, lm.resampler = 1, None
+        append_rows(results, rows[-1:])
+        print(rows[-1], flush=True)
     for round_ in range(1, rounds + 1):
         start = time.perf_counter()
         lm.set_random_state(seed * 1000 + round_)
@@ -104,9 +136,14 @@ def main(argv=None):
     parser.add_argument('--blocks', type=int, default=2)
     parser.add_argument('--root', default=str(HERE.parents[1] / 'shared' / 'datasets'))
     parser.add_argument('--results', type=Path, default=RESULTS)
+    parser.add_argument('--model-config', type=json.loads, default={},
+                        help='JSON model_config of an SFT model fitted (and cached) for the probe; '
+                             'default: the cached model of benchmarks/alignment.py')
+    parser.add_argument('--drs-reference', action='store_true',
+                        help='also score the SFT model sampled with resampling_factor=4')
     args = parser.parse_args(argv)
     run(args.dataset, args.seed, args.variant, args.lr, args.multiple, args.rounds, args.blocks,
-        args.root, args.results)
+        args.root, args.results, args.model_config, args.drs_reference)
 
 
 if __name__ == '__main__':
