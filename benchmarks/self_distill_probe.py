@@ -1,4 +1,4 @@
-"""Probe: can the fitted model absorb density-ratio resampling by training on its own resampled rows?
+"""Probe: can the fitted model learn density-ratio resampling by training on its resampled rows?
 
     python benchmarks/self_distill_probe.py magic 0 --lr 3e-4 --multiple 2 --rounds 1
 
@@ -92,7 +92,8 @@ def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS
     lm = synthesizer._model
     real_tokens = lm.codec.encode(synthesizer._preprocess(train))
     base = {'dataset': name, 'seed': seed, 'variant': variant, 'learning_rate': lr,
-            'multiple': multiple, 'model_config': json.dumps(model_config or {}),
+            'multiple': multiple, 'blocks': blocks,
+            'model_config': json.dumps(model_config or {}),
             'machine': platform.machine()}
     rows = [dict(base, round=0, seconds=0.0,
                  **score(synthesizer, train, test, metadata, info, blocks, seed))]
@@ -118,7 +119,8 @@ def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS
                             permutation_rate=lm.permutation_rate, anneal_epochs=0,
                             seed=seed + round_, device=lm.device)
         seconds = time.perf_counter() - start
-        rows.append(dict(base, round=round_, seconds=seconds, pool_val_loss=history[-1]['val_loss'],
+        rows.append(dict(base, round=round_, seconds=seconds,
+                         pool_val_loss=history[-1]['val_loss'],
                          **score(synthesizer, train, test, metadata, info, blocks, seed)))
         append_rows(results, rows[-1:])
         print(rows[-1], flush=True)
@@ -137,8 +139,8 @@ def main(argv=None):
     parser.add_argument('--root', default=str(HERE.parents[1] / 'shared' / 'datasets'))
     parser.add_argument('--results', type=Path, default=RESULTS)
     parser.add_argument('--model-config', type=json.loads, default={},
-                        help='JSON model_config of an SFT model fitted (and cached) for the probe; '
-                             'default: the cached model of benchmarks/alignment.py')
+                        help='JSON model_config of an SFT model fitted (and cached) for the '
+                             'probe; default: the cached model of benchmarks/alignment.py')
     parser.add_argument('--drs-reference', action='store_true',
                         help='also score the SFT model sampled with resampling_factor=4')
     args = parser.parse_args(argv)
