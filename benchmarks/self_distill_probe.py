@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from alignment import HERE, WORK, load_table, append_rows
 from tabgraa_sdv.metrics import evaluate
@@ -113,6 +114,7 @@ def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS
         pool = self_training_rows(lm, real_tokens, multiple * len(real_tokens), variant,
                                   seed + round_)
         fit_index, val_index = split_rows(len(pool), 0.05, seed + round_)
+        torch.manual_seed(seed * 1000 + round_)  # dropout draws from torch's global stream
         history = train_sft(lm.model, pool[fit_index], pool[val_index], lm.layout,
                             lm.codec.slot_column, lm.codec.slot_position, epochs=1,
                             batch_size=lm.batch_size, learning_rate=lr,
