@@ -15,12 +15,14 @@ there. This probe asks the question at scale, with no real row in the language m
 4. train every weight on them for one epoch (cosine decay to zero, the SFT trainer), then repeat
    from step 2 for ``rounds`` rounds;
 5. score ``len(test)`` plain samples of each round's model with ``tabgraa_sdv.metrics.evaluate``
-   on ``blocks`` independent blocks (their mean; quality moves by up to 0.035 between blocks).
+   on ``blocks`` consecutive blocks (their mean; on magic, quality moves by up to 0.035 between
+   blocks of one model).
 
 ``--model-config '{"n_embd": 128}'`` fits (and caches) a wider SFT model for the probe instead.
-``--drs-reference`` also scores the SFT model sampled with ``resampling_factor=4`` (the target).
-Appends one row per (table, seed, variant, lr, multiple, model_config, round) to
-``benchmarks/results/self_distill_probe.csv``; round 0 is the SFT model itself.
+``--drs-reference`` also scores the SFT model sampled with ``resampling_factor=4`` (the target),
+as a round-0 row of variant ``drs_reference``. Appends one row per (table, seed, variant, lr,
+multiple, blocks, model_config, round) to ``benchmarks/results/self_distill_probe.csv``; round 0
+is the SFT model itself. Results and what they show: docs/alignment.md.
 """
 
 import argparse
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from alignment import HERE, WORK, load_table, append_rows
+from alignment import HERE, WORK, append_rows, load_table, sft_synthesizer
 from tabgraa_sdv.metrics import evaluate
 from tabgraa_sdv.resampling import RESAMPLER_ROWS, RatioResampler
 from tabgraa_sdv.sft import split_rows, train_sft
@@ -52,7 +54,11 @@ def score(synthesizer, train, test, metadata, info, blocks, seed):
 
 
 def self_training_rows(lm, real_tokens, n_rows, variant, seed):
-    """``n_rows`` token rows of the current model: resampled (1 of ``FACTOR``) or plain."""
+    """``n_rows`` token rows of the current model: resampled (1 of ``FACTOR``) or plain.
+
+    Not ``TabularLM.fit_resampler`` and ``sample``: those seed the classifier with the model's
+    own seed and reset its sampler, and ``sample`` decodes; each round here needs its own seed
+    and token rows."""
     if variant == 'plain':
         return lm.sample_token_rows(n_rows)
     n_real = min(len(real_tokens), RESAMPLER_ROWS)
@@ -67,11 +73,11 @@ def self_training_rows(lm, real_tokens, n_rows, variant, seed):
 
 
 def sft_model(root, name, seed, model_config):
-    """The cached annealed SFT synthesizer of ``benchmarks/alignment.py``, or with a
-    ``model_config`` override one fitted here (defaults otherwise) and cached beside it."""
+    """The cached annealed SFT synthesizer of ``benchmarks/alignment.py`` (trained on first
+    use), or with a ``model_config`` override one fitted here (defaults otherwise) and cached
+    beside it."""
     if not model_config:
-        with open(WORK / f'sft_{name}_seed{seed}_anneal3.pkl', 'rb') as f:
-            return pickle.load(f)[0]
+        return sft_synthesizer(root, name, seed, anneal_epochs=3)[0]
     label = '_'.join(f'{k}{v}' for k, v in sorted(model_config.items()))
     path = WORK / f'sft_{name}_seed{seed}_{label}.pkl'
     if not path.exists():
@@ -91,7 +97,7 @@ def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS
     train, test, metadata, info = load_table(root, name)
     synthesizer = sft_model(root, name, seed, model_config)
     lm = synthesizer._model
-    real_tokens = lm.codec.encode(synthesizer._preprocess(train))
+    real_tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
     base = {'dataset': name, 'seed': seed, 'variant': variant, 'learning_rate': lr,
             'multiple': multiple, 'blocks': blocks,
             'model_config': json.dumps(model_config or {}),
