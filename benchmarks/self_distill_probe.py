@@ -28,7 +28,6 @@ is the SFT model itself. Results and what they show: docs/alignment.md.
 import argparse
 import json
 import pickle
-import platform
 import time
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import pandas as pd
 import torch
 
 from alignment import HERE, WORK, append_rows, load_table, sft_synthesizer
+from sdgym_benchmark import machine_description
 from tabgraa_sdv.metrics import evaluate
 from tabgraa_sdv.resampling import RESAMPLER_ROWS, RatioResampler
 from tabgraa_sdv.sft import split_rows, train_sft
@@ -101,19 +101,20 @@ def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS
     base = {'dataset': name, 'seed': seed, 'variant': variant, 'learning_rate': lr,
             'multiple': multiple, 'blocks': blocks,
             'model_config': json.dumps(model_config or {}),
-            'machine': platform.machine()}
-    rows = [dict(base, round=0, seconds=0.0,
-                 **score(synthesizer, train, test, metadata, info, blocks, seed))]
-    append_rows(results, rows[-1:])
-    print(rows[-1], flush=True)
+            'machine': f'{machine_description()}, {torch.get_num_threads()} torch threads'}
+
+    def record(**fields):  # score the model as it is now and append the row at once
+        row = dict(base, **fields, **score(synthesizer, train, test, metadata, info, blocks,
+                                           seed))
+        append_rows(results, [row])
+        print(row, flush=True)
+
+    record(round=0, seconds=0.0)
     if drs_reference:  # the same model sampled with resampling_factor=FACTOR: the target
         lm.resampling_factor = FACTOR
         lm.fit_resampler(real_tokens)
-        rows.append(dict(base, variant='drs_reference', round=0, seconds=0.0,
-                         **score(synthesizer, train, test, metadata, info, blocks, seed)))
+        record(variant='drs_reference', round=0, seconds=0.0)
         lm.resampling_factor, lm.resampler = 1, None
-        append_rows(results, rows[-1:])
-        print(rows[-1], flush=True)
     for round_ in range(1, rounds + 1):
         start = time.perf_counter()
         lm.set_random_state(seed * 1000 + round_)
@@ -126,13 +127,8 @@ def run(name, seed, variant, lr, multiple, rounds, blocks, root, results=RESULTS
                             batch_size=lm.batch_size, learning_rate=lr,
                             permutation_rate=lm.permutation_rate, anneal_epochs=0,
                             seed=seed + round_, device=lm.device)
-        seconds = time.perf_counter() - start
-        rows.append(dict(base, round=round_, seconds=seconds,
-                         pool_val_loss=history[-1]['val_loss'],
-                         **score(synthesizer, train, test, metadata, info, blocks, seed)))
-        append_rows(results, rows[-1:])
-        print(rows[-1], flush=True)
-    return rows
+        record(round=round_, seconds=time.perf_counter() - start,
+               pool_val_loss=history[-1]['val_loss'])
 
 
 def main(argv=None):
