@@ -85,7 +85,12 @@ def slot_log_probs(model, tokens, order, layout):
     sequence = tokens.gather(1, order)
     bos = torch.full((batch, 1), BOS, dtype=tokens.dtype, device=tokens.device)
     inputs = torch.cat([bos, sequence[:, :-1]], dim=1)
-    hidden = body(model)(input_ids=inputs, position_ids=order, use_cache=False).last_hidden_state
+    # An explicit all-ones mask: with neither a mask nor a cache, transformers reads position
+    # ids that do not count up by one as packed sequences and masks attention across them, so a
+    # row in a permuted column order would attend only within runs of consecutive slots. The
+    # sampler (KV cache, no such check) attends causally over the whole row; so must training.
+    hidden = body(model)(input_ids=inputs, position_ids=order,
+                         attention_mask=torch.ones_like(inputs), use_cache=False).last_hidden_state
     # Regroup the hidden states by the slot they predict.
     position_of_slot = order.argsort(dim=1)
     hidden = hidden.gather(1, position_of_slot[..., None].expand(-1, -1, hidden.shape[-1]))

@@ -99,3 +99,72 @@ def test_anneal_keeps_the_early_stopped_weights_unless_validation_improves(setup
     best = min(row['val_loss'] for row in records)
     assert not same_weights(model, before)
     assert val_nll(setup, model) == pytest.approx(best, rel=0.05)
+
+
+def reference_slot_log_probs(model, tokens, order, layout):
+    """The slot-wise log-likelihood spelled out: one index of the hidden states and one slice of
+    the output embedding per slot (what slot_log_probs computes with unbind and split). With
+    ``use_cache=True``, as in the sampler, transformers never masks by position ids."""
+    from tabgraa_sdv.backbone import body, output_weight
+    from tabgraa_sdv.codec import BOS
+
+    inputs = torch.cat([torch.full((len(tokens), 1), BOS), tokens.gather(1, order)[:, :-1]], 1)
+    hidden = body(model)(input_ids=inputs, position_ids=order, use_cache=True).last_hidden_state
+    hidden = hidden.gather(1, order.argsort(1)[..., None].expand(-1, -1, hidden.shape[-1]))
+    weight = output_weight(model)
+    columns = []
+    for s, (start, size) in enumerate(zip(layout.start, layout.size)):
+        log_p = torch.log_softmax(hidden[:, s] @ weight[start:start + size].T, dim=-1)
+        columns.append(log_p.gather(1, tokens[:, s:s + 1] - start))
+    return torch.cat(columns, dim=1)
+
+
+def test_slot_log_probs_and_their_gradients_match_the_per_slot_reference(setup):
+    from tabgraa_sdv.backbone import slot_log_probs
+
+    lm, train_tokens, _ = setup
+    tokens = torch.as_tensor(train_tokens[:50])
+    order = slot_orders(len(tokens), lm.codec.slot_column, lm.codec.slot_position, 0.5,
+                        torch.Generator().manual_seed(3), 'cpu')
+    model = fresh_model(lm).eval()
+    results = []
+    for function in (slot_log_probs, reference_slot_log_probs):
+        model.zero_grad()
+        values = function(model, tokens, order, lm.layout)
+        values.sum().backward()
+        results.append((values.detach(), [p.grad.clone() for p in model.parameters()]))
+    (values, grads), (expected, expected_grads) = results
+    assert values.shape == tokens.shape and (values < 0).all()
+    # Same operations, one gradient buffer instead of one per slot: equal to the last bit.
+    assert torch.equal(values, expected)
+    assert all(torch.equal(g, e) for g, e in zip(grads, expected_grads))
+
+
+def test_permuted_rows_are_scored_as_the_sampler_decodes_them(setup):
+    """Training's log-likelihood of rows in a random column order is the one step-by-step
+    cached decoding gives (the sampler's and conditional sampling's view of the model). A row
+    whose position ids do not count up by one once attended to nothing before itself in
+    training, because transformers took it for packed sequences (regression)."""
+    from tabgraa_sdv.backbone import body, output_weight, slot_log_probs
+    from tabgraa_sdv.codec import BOS
+
+    lm, train_tokens, _ = setup
+    tokens = torch.as_tensor(train_tokens[:20])
+    order = slot_orders(len(tokens), lm.codec.slot_column, lm.codec.slot_position, 1.0,
+                        torch.Generator().manual_seed(1), 'cpu')
+    assert (order != torch.arange(tokens.shape[1])).any(dim=1).any()
+    model = fresh_model(lm).eval()
+    with torch.no_grad():
+        trained = slot_log_probs(model, tokens, order, lm.layout)
+        inputs = torch.cat([torch.full((len(tokens), 1), BOS), tokens.gather(1, order)], 1)
+        weight, decoded, cache = output_weight(model), torch.empty_like(trained), None
+        for step in range(tokens.shape[1]):
+            result = body(model)(input_ids=inputs[:, step:step + 1],
+                                 position_ids=order[:, step:step + 1], cache=cache,
+                                 use_cache=True)
+            cache, hidden = result.cache, result.last_hidden_state[:, -1]
+            for row, slot in enumerate(order[:, step].tolist()):
+                start, size = lm.layout.start[slot], lm.layout.size[slot]
+                log_p = torch.log_softmax(hidden[row] @ weight[start:start + size].T, dim=-1)
+                decoded[row, slot] = log_p[tokens[row, slot] - start]
+    torch.testing.assert_close(trained, decoded, rtol=1e-5, atol=1e-5)
