@@ -73,6 +73,15 @@ class SlotLayout:
         self.start_t = torch.as_tensor(slot_start, dtype=torch.long, device=device)
         self.n_slots = len(self.start)
 
+    def slot_weights(self, weight):
+        """Each slot's rows of ``weight`` (the output embedding): views from one
+        ``torch.split`` (slots hold disjoint id ranges)."""
+        ends = [start + size for start, size in zip(self.start, self.size)]
+        cuts = sorted({0, weight.shape[0], *self.start, *ends})
+        pieces = torch.split(weight, [b - a for a, b in zip(cuts, cuts[1:])])
+        piece_at = {a: piece for a, piece in zip(cuts, pieces)}
+        return [piece_at[start] for start in self.start]
+
 
 def slot_log_probs(model, tokens, order, layout):
     """Log-probability of every slot token: ``[batch, n_slots]`` in canonical slot order.
@@ -94,10 +103,13 @@ def slot_log_probs(model, tokens, order, layout):
     # Regroup the hidden states by the slot they predict.
     position_of_slot = order.argsort(dim=1)
     hidden = hidden.gather(1, position_of_slot[..., None].expand(-1, -1, hidden.shape[-1]))
-    weight = output_weight(model)
+    # unbind and split, not indexing per slot: their backward builds one gradient tensor, where
+    # each index's backward would zero-fill a whole one and add it to the others.
+    slot_hidden = hidden.unbind(1)
+    weights = layout.slot_weights(output_weight(model))
     local = tokens - layout.start_t[None, :]
     out = []
     for s in range(n_slots):
-        logits = hidden[:, s] @ weight[layout.start[s]:layout.start[s] + layout.size[s]].T
+        logits = slot_hidden[s] @ weights[s].T
         out.append(F.log_softmax(logits.float(), dim=-1).gather(1, local[:, s:s + 1]))
     return torch.cat(out, dim=1)

@@ -11,6 +11,7 @@ by drawing one random number per *token* rather than per row (see docs/performan
 
 import numpy as np
 import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 from tabgraa_sdv.backbone import body, output_weight
 from tabgraa_sdv.codec import BOS, NumericColumn
@@ -39,6 +40,36 @@ class DecodingPlan:
         prefix = [int(s) for s in prefix_slots]
         taken = set(prefix)
         return prefix + [s for s in range(self.n_slots) if s not in taken]
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A KV-cache layer that holds a whole row's keys and values in buffers allocated once:
+    each step writes its position and attention reads a view of the filled part.
+    ``DynamicLayer`` concatenates instead, copying the whole cache at every step (quadratic in
+    the row's length: 40% of sampling time over Shoppers' 44 slots). The view gives the same
+    attention values, bit for bit."""
+
+    def __init__(self, max_length):
+        super().__init__()
+        self.max_length = max_length
+
+    def lazy_initialization(self, key_states, value_states):
+        super().lazy_initialization(key_states, value_states)
+        batch, heads, _, dim = key_states.shape
+        self.key_buffer = key_states.new_empty(batch, heads, self.max_length, dim)
+        self.value_buffer = value_states.new_empty(batch, heads, self.max_length,
+                                                   value_states.shape[-1])
+        self.length = 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        self.key_buffer[:, :, self.length:end] = key_states
+        self.value_buffer[:, :, self.length:end] = value_states
+        self.length = end
+        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        return self.keys, self.values
 
 
 def draw(logits, generator):
@@ -76,7 +107,10 @@ def sample_tokens(model, plan, n_rows, prefix_slots=(), prefix_tokens=None, temp
             if n_prefix:
                 inputs[:, 1:] = torch.as_tensor(prefix_tokens[begin:end], device=device)
             positions = torch.as_tensor(order[:n_prefix + 1], device=device).expand(batch, -1)
-            result = decoder(input_ids=inputs, position_ids=positions, use_cache=True)
+            cache = Cache(layers=[PreallocatedLayer(plan.n_slots)
+                                  for _ in range(decoder.config.n_layer)])
+            result = decoder(input_ids=inputs, position_ids=positions, cache=cache,
+                             use_cache=True)
             hidden, cache = result.last_hidden_state[:, -1], result.cache
             bound_digits, tight = {}, {}
             for step in range(n_prefix, plan.n_slots):

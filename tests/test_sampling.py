@@ -190,3 +190,32 @@ def test_training_history_has_one_record_per_epoch(trained):
 
 def test_a_compact_model_saved_on_a_gpu_loads_on_the_cpu(trained):
     check_loads_on_the_cpu_as_if_saved_on_a_gpu(trained)
+
+
+def test_preallocated_cache_decodes_as_the_dynamic_cache_does(trained):
+    """Step-by-step decoding through PreallocatedLayer's buffers gives the hidden states that
+    transformers' DynamicCache gives, bit for bit."""
+    from transformers.cache_utils import Cache, DynamicCache
+
+    from tabgraa_sdv.backbone import body
+    from tabgraa_sdv.sampling import PreallocatedLayer
+
+    decoder = body(trained.model).eval()
+    n_slots = trained.codec.n_slots
+    tokens = torch.as_tensor(trained.sample_token_rows(9))
+    inputs = torch.cat([torch.zeros(9, 1, dtype=torch.long), tokens[:, :-1]], dim=1)
+    positions = torch.arange(n_slots).expand(9, -1)
+    hidden = {}
+    for name, cache in (('dynamic', DynamicCache()),
+                        ('preallocated', Cache(layers=[PreallocatedLayer(n_slots) for _ in
+                                                       range(decoder.config.n_layer)]))):
+        steps = []
+        with torch.no_grad():
+            for step in range(n_slots):
+                result = decoder(input_ids=inputs[:, step:step + 1],
+                                 position_ids=positions[:, step:step + 1], cache=cache,
+                                 use_cache=True)
+                steps.append(result.last_hidden_state[:, -1])
+        hidden[name] = torch.stack(steps, dim=1)
+        assert cache.get_seq_length() == n_slots
+    assert torch.equal(hidden['preallocated'], hidden['dynamic'])
