@@ -188,10 +188,12 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
                          f"`{row['settings']}` | {float(row['quality_score']):.4f} | "
                          f"{float(row['tree_detection_auc']):.4f} | "
                          f"{float(row['tstr_score']):.4f} | {float(row['fit_seconds']):.1f} |")
-        parts.append('### TabGRAA rows with earlier defaults (not in the tables above)\n\n'
-                     'Fitted before the SFT anneal (`rounds=3`) or density-ratio resampling '
-                     '(`anneal_epochs=3; rounds=3`) was in these settings; kept for '
-                     'comparison.\n\n' + '\n'.join(lines) + '\n')
+        parts.append('### TabGRAA rows with earlier defaults or code (not in the tables above)'
+                     '\n\nFitted before the SFT anneal (`rounds=3`) or density-ratio resampling '
+                     '(`anneal_epochs=3; rounds=3`) was in these settings, or before code '
+                     'revision 2 fixed the attention mask of rows SFT feeds in a permuted column '
+                     'order (settings without `code revision 2`); kept for comparison.\n\n'
+                     + '\n'.join(lines) + '\n')
     return '\n'.join(parts)
 
 

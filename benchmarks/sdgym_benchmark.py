@@ -304,6 +304,12 @@ def load_prepared(folder):
 
 
 # ------------------------------------------------------------------------------ synthesizers
+# Bumped when a fix changes what the same TabGRAA settings fit, so that cells fitted before it
+# run again and their rows are reported apart. 2: SFT's attention mask for rows in a permuted
+# column order (commit d3757a5).
+TABGRAA_CODE_REVISION = 2
+
+
 def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, device=None):
     """``{'kind', 'kwargs', 'settings'}`` of one synthesizer: what is fit, with what."""
     if name == 'Real':
@@ -323,7 +329,9 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
                 kwargs.update({'pool_size': 128, 'group_size': 16})
         if device:
             kwargs['device'] = device
-        return _spec('tabgraa', kwargs, quick)
+        spec = _spec('tabgraa', kwargs, quick)
+        spec['settings'] += f'; code revision {TABGRAA_CODE_REVISION}'
+        return spec
     if name in ('CTGAN', 'TVAE', 'GaussianCopula'):
         kwargs = {'epochs': 1} if quick and name != 'GaussianCopula' else {}
         spec = _spec('sdv', kwargs, quick, empty='SDV defaults')
