@@ -20,7 +20,6 @@ package that was imported (``--package-root`` names its checkout when it is not 
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from alignment import append_rows, load_table  # noqa: E402  (benchmarks/ is not a package)
+from sdgym_benchmark import git_commit, machine_description  # noqa: E402
+
 DEFAULT_ROOT = HERE.parent.parent / 'shared' / 'datasets'
 DEFAULT_RESULTS = HERE / 'results' / 'conditional_probe.csv'
 CLASSIFICATION = ('adult', 'default', 'shoppers', 'magic')
@@ -57,20 +60,16 @@ def auc(scorer, rows, labels):
 
 
 def probe(root, name, seed, max_rows=None):
-    from sdv.metadata import Metadata
     from sdv.sampling import Condition
 
     from tabgraa_sdv import TabGRAASynthesizer
 
-    folder = Path(root) / name
-    info = json.loads((folder / 'dataset.json').read_text())
-    train, test = pd.read_csv(folder / 'train.csv'), pd.read_csv(folder / 'test.csv')
+    train, test, metadata, info = load_table(root, name)
     if max_rows:
         train = train.sample(min(max_rows, len(train)), random_state=0)
     target = info['target']
     scorer = real_classifier(train, target, seed)
-    synthesizer = TabGRAASynthesizer(Metadata.load_from_json(folder / 'metadata.json'),
-                                     rounds=0, seed=seed)
+    synthesizer = TabGRAASynthesizer(metadata, rounds=0, seed=seed)
     start = time.perf_counter()
     synthesizer.fit(train)
     fit_seconds = time.perf_counter() - start
@@ -88,12 +87,6 @@ def probe(root, name, seed, max_rows=None):
     }
 
 
-def package_commit(package_root):
-    out = subprocess.run(['git', '-C', str(package_root), 'rev-parse', '--short', 'HEAD'],
-                         capture_output=True, text=True)
-    return out.stdout.strip() or 'unknown'
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--datasets', nargs='+', default=list(CLASSIFICATION),
@@ -109,12 +102,8 @@ def main(argv=None):
 
     import tabgraa_sdv
 
-    sys.path.insert(0, str(HERE))
-    from alignment import append_rows
-    from sdgym_benchmark import machine_description
-
     package_root = args.package_root or Path(tabgraa_sdv.__file__).resolve().parent.parent
-    commit = package_commit(package_root)
+    commit = git_commit(package_root)
     for name in args.datasets:
         for seed in args.seeds:
             row = probe(args.root, name, seed, args.max_rows)

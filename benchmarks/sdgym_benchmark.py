@@ -522,12 +522,13 @@ def machine_description():
     return text
 
 
-def git_commit():
+def git_commit(repo=REPO):
+    """Short commit of the checkout ``repo`` (this one by default), '+dirty' with local edits."""
     try:
         out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                             text=True, cwd=REPO, timeout=10)
+                             text=True, cwd=repo, timeout=10)
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
-                               capture_output=True, text=True, cwd=REPO, timeout=10)
+                               capture_output=True, text=True, cwd=repo, timeout=10)
         return (out.stdout.strip() or 'unknown') + ('+dirty' if dirty.stdout.strip() else '')
     except (OSError, subprocess.SubprocessError):
         return 'unknown'

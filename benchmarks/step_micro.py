@@ -15,7 +15,6 @@ each row records the commit of the package it imported.
 """
 
 import argparse
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,9 @@ import pandas as pd
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from alignment import append_rows  # noqa: E402  (benchmarks/ is not a package)
+from sdgym_benchmark import git_commit, machine_description  # noqa: E402
 DEFAULT_ROOT = HERE.parent.parent / 'shared' / 'datasets'
 DEFAULT_RESULTS = HERE / 'results' / 'step_micro.csv'
 
@@ -76,13 +78,7 @@ def main(argv=None):
 
     import tabgraa_sdv
 
-    sys.path.insert(0, str(HERE))
-    from alignment import append_rows
-    from sdgym_benchmark import machine_description
-
-    package = Path(tabgraa_sdv.__file__).resolve().parent.parent
-    commit = subprocess.run(['git', '-C', str(package), 'rev-parse', '--short', 'HEAD'],
-                            capture_output=True, text=True).stdout.strip() or 'unknown'
+    commit = git_commit(Path(tabgraa_sdv.__file__).resolve().parent.parent)
     table = pd.read_csv(Path(args.root) / args.dataset / 'train.csv')
     row = {'dataset': args.dataset, 'code': commit, **measure(table),
            'machine': f'{machine_description()}, {torch.get_num_threads()} threads',
