@@ -32,15 +32,19 @@ OBJECTIVES = ('sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo', 'distill')
 # Alignment settings of every objective (the synthesizer's defaults, patience raised so that
 # every round is run and recorded).
 # anneal_epochs is the SFT model's (0: the SFT models of the sessions before the anneal).
+# code_revision 2: SFT with the attention-mask fix of commit d3757a5. Rows without the key
+# predate it and cannot be reproduced with this code: their SFT models are only read from the
+# cache of the sessions that made them.
+CODE_REVISION = 2
 SETTINGS = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5,
-            'anneal_epochs': 3}
+            'anneal_epochs': 3, 'code_revision': CODE_REVISION}
 
 
 def settings_label(settings, objective):
     """The ``settings`` column: SFT-only rows carry only the SFT's own setting."""
     if objective == 'sft':
         settings = {k: v for k, v in settings.items()
-                    if k in ('anneal_epochs', 'resampling_factor') and v}
+                    if k in ('anneal_epochs', 'resampling_factor', 'code_revision') and v}
     elif not settings.get('anneal_epochs'):
         settings = {k: v for k, v in settings.items() if k != 'anneal_epochs'}
     return json.dumps(settings)
@@ -55,35 +59,50 @@ def load_table(root, name):
             Metadata.load_from_json(folder / 'metadata.json'), info)
 
 
-def sft_synthesizer(root, name, seed, anneal_epochs=0):
+def sft_synthesizer(root, name, seed, anneal_epochs=0, code_revision=CODE_REVISION):
     """The cached SFT synthesizer of a table and seed (trained on first use) and its fit time.
 
-    SFT without the anneal (``anneal_epochs=0``) is cached as ``sft_<table>_seed<seed>.pkl``
-    (the models of the sessions before the anneal existed); with it, that model is loaded and
+    With ``code_revision`` 2 it is a plain ``fit`` with ``rounds=0`` and the given anneal,
+    cached as ``sft_<table>_seed<seed>_anneal<n>_rev2.pkl``. Before that (read from the cache
+    only), SFT without the anneal (``anneal_epochs=0``) is ``sft_<table>_seed<seed>.pkl`` (the
+    models of the sessions before the anneal existed); with it, that model is loaded and
     annealed (:func:`tabgraa_sdv.sft.anneal_sft`, its own random stream), which gives the same
     weights as a fit with the anneal (tests/test_sft.py) and is cached apart."""
-    from tabgraa_sdv import TabGRAASynthesizer
-
+    if code_revision >= 2:
+        path = WORK / f'sft_{name}_seed{seed}_anneal{anneal_epochs}_rev{code_revision}.pkl'
+        return cached_fit(path, root, name, seed, anneal_epochs)
     path = WORK / f'sft_{name}_seed{seed}.pkl'
+    if not path.exists():
+        raise FileNotFoundError(
+            f'{path} is missing: SFT models before code revision 2 cannot be retrained with '
+            'this code; run with the default settings (code_revision 2)')
     if anneal_epochs:
         annealed = WORK / f'sft_{name}_seed{seed}_anneal{anneal_epochs}.pkl'
         if annealed.exists():
             with open(annealed, 'rb') as f:
                 return pickle.load(f)
-        synthesizer, fit_seconds = sft_synthesizer(root, name, seed)
+        synthesizer, fit_seconds = sft_synthesizer(root, name, seed, code_revision=code_revision)
         start = time.perf_counter()
         anneal(synthesizer, load_table(root, name)[0], anneal_epochs)
         fit_seconds += time.perf_counter() - start
         with open(annealed, 'wb') as f:
             pickle.dump((synthesizer, fit_seconds), f)
         return synthesizer, fit_seconds
+    with open(path, 'rb') as f:
+        return pickle.load(f)
+
+
+def cached_fit(path, root, name, seed, anneal_epochs):
+    """``fit`` with ``rounds=0``, cached at ``path`` with its fit time."""
+    from tabgraa_sdv import TabGRAASynthesizer
+
     if path.exists():
         with open(path, 'rb') as f:
             return pickle.load(f)
     train, _, metadata, _ = load_table(root, name)
     # Resampling is applied per cell (settings), after the objective's rounds.
-    synthesizer = TabGRAASynthesizer(metadata, rounds=0, anneal_epochs=0, resampling_factor=1,
-                                     seed=seed)
+    synthesizer = TabGRAASynthesizer(metadata, rounds=0, anneal_epochs=anneal_epochs,
+                                     resampling_factor=1, seed=seed)
     start = time.perf_counter()
     synthesizer.fit(train)
     fit_seconds = time.perf_counter() - start
@@ -117,7 +136,8 @@ def run_cell(root, name, objective, seed, settings):
     from tabgraa_sdv.sft import split_rows
 
     train, test, metadata, info = load_table(root, name)
-    base, sft_seconds = sft_synthesizer(root, name, seed, settings.get('anneal_epochs', 0))
+    base, sft_seconds = sft_synthesizer(root, name, seed, settings.get('anneal_epochs', 0),
+                                        settings.get('code_revision', 1))
     synthesizer = copy.deepcopy(base)
     align_seconds, history = 0.0, []
     lm = synthesizer._model
@@ -127,6 +147,7 @@ def run_cell(root, name, objective, seed, settings):
         options = {**settings, 'objective': objective}
         options.pop('anneal_epochs', None)
         options.pop('resampling_factor', None)
+        options.pop('code_revision', None)
         reward = options.pop('reward', 'logodds')
         start = time.perf_counter()
         aligner = lm.align(tokens[train_index], tokens[val_index], reward=reward, **options)
