@@ -19,15 +19,19 @@ DOC = HERE.parent / 'docs' / 'alignment.md'
 FIGURES = HERE.parent / 'docs' / 'figures'
 METRICS = ['quality_score', 'tree_detection_auc', 'logistic_detection', 'tstr_score',
            'dcr_share', 'mia_auc', 'fit_seconds']
-# The alignment defaults, on SFT models with the anneal (the synthesizer's default since
-# 2026-11-27) and, before that, without it.
+# The alignment defaults: on SFT models with the attention-mask fix (code revision 2, ninth
+# session; the benchmark's current default), before it with the anneal (the synthesizer's default
+# since 2026-11-27), and before that without it.
 DEFAULT = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5,
-           'anneal_epochs': 3}
-BEFORE_ANNEAL = {k: v for k, v in DEFAULT.items() if k != 'anneal_epochs'}
-CONFIGS = {'anneal': DEFAULT, 'no_anneal': BEFORE_ANNEAL}
+           'anneal_epochs': 3, 'code_revision': 2}
+BEFORE_FIX = {k: v for k, v in DEFAULT.items() if k != 'code_revision'}
+BEFORE_ANNEAL = {k: v for k, v in BEFORE_FIX.items() if k != 'anneal_epochs'}
+CONFIGS = {'fix': DEFAULT, 'anneal': BEFORE_FIX, 'no_anneal': BEFORE_ANNEAL}
+# SFT-only rows carry only the SFT's own settings.
+SFT_KEYS = ('anneal_epochs', 'code_revision')
 # The defaults with rounds selected by the paired standard error (2026-11-27, sixth session);
 # a sweep, so its rows also appear, round by round, in the sweep table.
-PAIRED = {**DEFAULT, 'selection': 'paired'}
+PAIRED = {**BEFORE_FIX, 'selection': 'paired'}
 START, END = '<!-- alignment-results:start -->', '<!-- alignment-results:end -->'
 
 
@@ -47,14 +51,15 @@ def settings_of(label):
 
 def config_rows(results, config):
     """Rows run with ``config``: its aligned rows and the SFT-only rows of the same SFT."""
-    sft_label = {'anneal_epochs': config['anneal_epochs']} if config.get('anneal_epochs') else {}
+    sft_label = {k: config[k] for k in SFT_KEYS if config.get(k)}
     settings = results.settings.map(settings_of)
     return results[settings.map(lambda s: s == config) | (
         (results.objective == 'sft') & settings.map(lambda s: s == sft_label))]
 
 
 def is_default(label):
-    return settings_of(label) in [{}, {'anneal_epochs': 3}, *CONFIGS.values()]
+    return settings_of(label) in [{}, *({k: c[k] for k in SFT_KEYS if c.get(k)}
+                                         for c in CONFIGS.values()), *CONFIGS.values()]
 
 
 def main_table(results, config):
@@ -149,18 +154,21 @@ def objectives_table(results, config):
     return '\n'.join(lines)
 
 
-def kept_round_table(results):
+def kept_round_table(results, code_revision):
     """What keeping a later round did on the test split: every run on the annealed SFT models
-    (any objective or setting, without resampling) whose held-out selection kept a round after
-    SFT, against SFT-only of the same table and seed. Runs with identical scores (the same
-    decisions under another selection rule) count once."""
+    of ``code_revision`` (any objective or setting, without resampling) whose held-out selection
+    kept a round after SFT, against SFT-only of the same table and seed. Runs with identical
+    scores (the same decisions under another selection rule) count once."""
     settings = results.settings.map(settings_of)
     annealed = settings.map(lambda s: s.get('anneal_epochs') == 3
+                            and s.get('code_revision', 1) == code_revision
                             and s.get('resampling_factor', 1) == 1)
     sft = results[annealed & (results.objective == 'sft')].set_index(['dataset', 'seed'])
     kept = results[annealed & (results.objective != 'sft') & (results.kept_round > 0)]
     kept = kept.drop_duplicates(['dataset', 'objective', 'seed', 'quality_score',
                                  'tree_detection_auc'])
+    if kept.empty:
+        return '(no run kept a later round)'
     base = sft.loc[list(zip(kept.dataset, kept.seed))]
     kept = kept.assign(
         quality=kept.quality_score.to_numpy() - base.quality_score.to_numpy(),
@@ -184,7 +192,7 @@ def paired_selection_summary(results, sweep_history):
     paired = results[results.settings == json.dumps(PAIRED)]
     if paired.empty or 'detection_auc_paired_se' not in sweep_history:
         return '(no paired-selection runs yet)'
-    default = results[results.settings == json.dumps(DEFAULT)]
+    default = results[results.settings == json.dumps(BEFORE_FIX)]
     both = paired.merge(default, on=key, suffixes=('', '_default'))
     same = int((both.kept_round == both.kept_round_default).sum())
     rounds = sweep_history[(sweep_history.settings == json.dumps(PAIRED))
@@ -221,6 +229,12 @@ def anneal_table(results):
     """SFT-only without and with the anneal, on the seeds both ran."""
     return paired_table(results[results.objective == 'sft'], {}, {'anneal_epochs': 3},
                         ('quality_score', 'tree_detection_auc', 'tstr_score', 'fit_seconds'))
+
+
+def fix_table(results):
+    """SFT-only (annealed) before and after the attention-mask fix, on the seeds both ran."""
+    return paired_table(results[results.objective == 'sft'], {'anneal_epochs': 3},
+                        {'anneal_epochs': 3, 'code_revision': 2}, METRICS)
 
 
 def resampling_table(results):
@@ -289,22 +303,33 @@ def main():
     body = '\n\n'.join([
         'Generated by `python benchmarks/alignment_report.py` from '
         '`benchmarks/results/alignment.csv` (mean ± std over seeds; one value where one seed ran).',
-        '### The SFT anneal (SFT-only rows, same seeds)', anneal_table(results),
-        '### Density-ratio resampling (`resampling_factor=4`; SFT-only rows with the anneal, '
-        'same seeds)', resampling_table(results),
-        '### Default settings, SFT with the anneal (`' + json.dumps(DEFAULT) + '`)',
+        '### Default settings, SFT with the attention-mask fix (`' + json.dumps(DEFAULT) + '`)',
         main_table(results, DEFAULT),
-        '### The target, table by table (SFT with the anneal)', verdict_table(results, DEFAULT),
-        '### Every objective by the same rule (SFT with the anneal)',
+        '### The target, table by table (SFT with the fix)', verdict_table(results, DEFAULT),
+        '### Every objective by the same rule (SFT with the fix)',
         objectives_table(results, DEFAULT),
+        '### What a kept later round did on the test split (SFT with the fix, against '
+        'SFT-only of the same seed)', kept_round_table(results, 2),
+        '### SFT-only before → after the fix (same seeds)', fix_table(results),
+        '### Before the fix: default settings, SFT with the anneal (`' + json.dumps(BEFORE_FIX)
+        + '`)', main_table(results, BEFORE_FIX),
+        '### The target, table by table (before the fix, SFT with the anneal)',
+        verdict_table(results, BEFORE_FIX),
+        '### Every objective by the same rule (before the fix, SFT with the anneal)',
+        objectives_table(results, BEFORE_FIX),
         '### The target, table by table, with rounds selected by the paired standard error (`'
-        + json.dumps(PAIRED) + '`; every run, round by round, in the sweep table below)',
+        + json.dumps(PAIRED) + '`; before the fix; every run, round by round, in the sweep '
+        'table below)',
         verdict_table(results, PAIRED), paired_selection_summary(results, sweep_history),
-        '### What a kept later round did on the test split (SFT with the anneal, every '
-        'objective and setting, against SFT-only of the same seed)', kept_round_table(results),
-        '### Before the anneal (`' + json.dumps(BEFORE_ANNEAL) + '`)',
+        '### What a kept later round did on the test split (before the fix, SFT with the '
+        'anneal, every objective and setting, against SFT-only of the same seed)',
+        kept_round_table(results, 1),
+        '### The SFT anneal (SFT-only rows, same seeds; before the fix)', anneal_table(results),
+        '### Density-ratio resampling (`resampling_factor=4`; SFT-only rows with the anneal, '
+        'same seeds; before the fix)', resampling_table(results),
+        '### Before the fix and the anneal (`' + json.dumps(BEFORE_ANNEAL) + '`)',
         main_table(results, BEFORE_ANNEAL),
-        '### The target, table by table (before the anneal)',
+        '### The target, table by table (before the fix and the anneal)',
         verdict_table(results, BEFORE_ANNEAL),
         '### Other settings tried for `tabgraa` and `distill`',
         sweep_table(results, sweep_history),
