@@ -236,9 +236,17 @@ def _evaluate(real_train, real_test, synthetic, metadata, target, task, max_rows
     if 'logistic_detection' in metrics:
         from sdmetrics.single_table import LogisticDetection
 
-        out['logistic_detection'] = float(LogisticDetection.compute(
-            real_test, _unseen_categories_to_mode(synth_s, real_test, encoder),
-            _metadata_dict(metadata)))
+        # SDMetrics shuffles its folds (and RDT its categorical encoding) with numpy's global
+        # generator: seed it for this call only, so the metric is reproducible and the
+        # caller's stream is left as it was.
+        state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            out['logistic_detection'] = float(LogisticDetection.compute(
+                real_test, _unseen_categories_to_mode(synth_s, real_test, encoder),
+                _metadata_dict(metadata)))
+        finally:
+            np.random.set_state(state)
     if 'tree_detection_auc' in metrics:
         out['tree_detection_auc'] = tree_detection_auc(encoder, real_test, synthetic, seed)
     if 'tstr_score' in metrics and target is not None:

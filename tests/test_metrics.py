@@ -1,0 +1,82 @@
+"""The shared metrics on tables whose answer is known: a fresh draw from the real rows'
+distribution, copies of the training rows, a shifted table, a collapsed table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tabgraa_sdv.metrics import evaluate
+
+
+def draw(n, seed, shift=0.0):
+    """Two correlated numbers, a category that depends on them, a binary and a numeric target."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(shift, 1.0, n)
+    x2 = 0.8 * x1 + rng.normal(0.0, 0.6, n)
+    colour = np.where(x1 + rng.normal(0.0, 0.5, n) > 0, 'red', 'blue')
+    label = np.where(x1 - x2 + rng.normal(0.0, 0.3, n) > 0, 'yes', 'no')
+    amount = 2.0 * x1 - x2 + rng.normal(0.0, 0.2, n)
+    return pd.DataFrame({'x1': x1, 'x2': x2, 'colour': colour, 'label': label, 'amount': amount})
+
+
+@pytest.fixture(scope='module')
+def real():
+    return draw(400, 0), draw(400, 1)
+
+
+def scores(real, synthetic, metrics, target='label', task='classification'):
+    train, test = real
+    return evaluate(train, test, synthetic, target=target, task=task, metrics=metrics)
+
+
+def test_evaluate_is_reproducible_and_leaves_numpys_global_stream_alone(real):
+    synthetic = draw(400, 2)
+    np.random.seed(1)
+    first = scores(real, synthetic, ('logistic_detection', 'tree_detection_auc'))
+    after_first = np.random.random()
+    np.random.seed(2)
+    second = scores(real, synthetic, ('logistic_detection', 'tree_detection_auc'))
+    assert first == second  # SDMetrics' unseeded folds no longer move the score
+    np.random.seed(1)
+    assert np.random.random() == after_first  # the caller's stream was restored
+
+
+def test_a_fresh_draw_is_hard_to_detect_and_a_shifted_one_is_easy(real):
+    fresh = scores(real, draw(400, 2), ('tree_detection_auc', 'logistic_detection'))
+    shifted = scores(real, draw(400, 2, shift=3.0), ('tree_detection_auc', 'logistic_detection'))
+    assert fresh['tree_detection_auc'] < 0.6 and shifted['tree_detection_auc'] > 0.95
+    assert fresh['logistic_detection'] > 0.7 and shifted['logistic_detection'] < 0.2
+
+
+def test_copies_of_training_rows_are_caught_by_dcr_share_and_the_attack(real):
+    copies = scores(real, real[0], ('dcr_share', 'mia_auc'))
+    fresh = scores(real, draw(400, 2), ('dcr_share', 'mia_auc'))
+    assert copies == {'dcr_share': 1.0, 'mia_auc': 1.0}
+    assert abs(fresh['dcr_share'] - 0.5) < 0.08 and abs(fresh['mia_auc'] - 0.5) < 0.08
+
+
+def test_tstr_follows_the_label_signal(real):
+    fresh = scores(real, draw(400, 2), ('tstr_score',))['tstr_score']
+    shuffled = draw(400, 2)
+    shuffled['label'] = shuffled['label'].sample(frac=1, random_state=0).to_numpy()
+    one_class = draw(400, 2).assign(label='yes')
+    assert fresh > 0.85
+    assert abs(scores(real, shuffled, ('tstr_score',))['tstr_score'] - 0.5) < 0.1
+    assert scores(real, one_class, ('tstr_score',))['tstr_score'] == 0.5
+
+
+def test_tstr_is_r2_for_a_regression_target(real):
+    fresh = scores(real, draw(400, 2), ('tstr_score',), target='amount', task='regression')
+    noise = draw(400, 2).assign(amount=np.random.default_rng(0).normal(size=400))
+    assert fresh['tstr_score'] > 0.8
+    assert scores(real, noise, ('tstr_score',), 'amount', 'regression')['tstr_score'] < 0.05
+
+
+def test_alpha_precision_and_beta_recall_see_a_collapsed_table(real):
+    fresh = scores(real, draw(400, 2), ('alpha_precision', 'beta_recall'))
+    collapsed = scores(real, pd.concat([draw(400, 2).iloc[:1]] * 400, ignore_index=True),
+                       ('alpha_precision', 'beta_recall'))
+    shifted = scores(real, draw(400, 2, shift=3.0), ('alpha_precision',))
+    assert fresh['alpha_precision'] > 0.9 and fresh['beta_recall'] > 0.4
+    assert shifted['alpha_precision'] < 0.3  # rows outside the real support
+    assert collapsed['beta_recall'] < 0.05  # one row covers almost none of the real ones
