@@ -13,6 +13,9 @@ trained on the real training rows (target from the other columns) then scores:
 * ``unconditional_auc``: the same on as many unconditionally sampled rows (the table's own
   column order), against the class they were sampled with.
 * ``real_auc``: the same on the real test rows (the ceiling).
+* ``quality_score``, ``tree_detection_auc``: the unconditional rows against the test split
+  (``tabgraa_sdv.metrics``), so that a change to training's column orders shows what it costs
+  unconditional sampling.
 
 Rows are appended to ``benchmarks/results/conditional_probe.csv`` with the git commit of the
 package that was imported (``--package-root`` names its checkout when it is not this one).
@@ -63,6 +66,7 @@ def probe(root, name, seed, max_rows=None):
     from sdv.sampling import Condition
 
     from tabgraa_sdv import TabGRAASynthesizer
+    from tabgraa_sdv.metrics import evaluate
 
     train, test, metadata, info = load_table(root, name)
     if max_rows:
@@ -77,12 +81,14 @@ def probe(root, name, seed, max_rows=None):
     conditions = [Condition({target: value}, num_rows=int(n)) for value, n in counts.items()]
     conditional = synthesizer.sample_from_conditions(conditions)
     unconditional = synthesizer.sample(len(test))
+    scores = evaluate(train, test, unconditional, metadata, seed=seed,
+                      metrics=('quality_score', 'tree_detection_auc'))
     return {
         'dataset': name, 'seed': seed, 'train_rows': len(train),
         'conditional_auc': auc(scorer, conditional, conditional[target]),
         'unconditional_auc': auc(scorer, unconditional, unconditional[target]),
         'real_auc': auc(scorer, test, test[target]),
-        'conditional_rows': len(conditional),
+        'conditional_rows': len(conditional), **scores,
         'fit_seconds': round(fit_seconds, 1),
     }
 
