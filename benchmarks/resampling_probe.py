@@ -3,8 +3,9 @@
     python benchmarks/resampling_probe.py magic 0             # table, seed; a line a variant
     python benchmarks/resampling_probe.py magic 0 --controls  # and the noise controls
 
-Loads the cached annealed SFT model of ``benchmarks/alignment.py``
-(``benchmarks/work/sft_<table>_seed<seed>_anneal3.pkl``), draws ``len(train)`` rows to train a
+Loads the cached annealed SFT model of ``benchmarks/alignment.py`` (``sft_synthesizer``: the
+current code's, trained on first use; docs/alignment.md's table was made with the models before
+the attention-mask fix, ``benchmarks/work/sft_<table>_seed<seed>_anneal3.pkl``), draws ``len(train)`` rows to train a
 real-vs-model classifier on and 4 x ``len(test)`` candidate rows, and scores (against the test
 split, ``tabgraa_sdv.metrics.evaluate``) the first ``len(test)`` candidates ('plain') and
 ``len(test)`` candidates drawn without replacement from the first k x ``len(test)`` in
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from alignment import WORK, load_table
+from alignment import load_table, sft_synthesizer
 from tabgraa_sdv.metrics import TableEncoder, evaluate
 
 
@@ -29,11 +30,8 @@ ROOT = Path(__file__).resolve().parents[2] / 'shared' / 'datasets'
 
 
 def main(name, seed, root=ROOT, controls=False):
-    import pickle
-
     train, test, metadata, info = load_table(root, name)
-    with open(WORK / f'sft_{name}_seed{seed}_anneal3.pkl', 'rb') as f:
-        synthesizer, _ = pickle.load(f)
+    synthesizer, _ = sft_synthesizer(root, name, seed, anneal_epochs=3)
     synthesizer.reset_sampling()
     n = len(test)
     previous, fresh = synthesizer.sample(len(train)), synthesizer.sample(4 * n)
