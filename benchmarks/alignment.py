@@ -33,8 +33,7 @@ OBJECTIVES = ('sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo', 'distill')
 # every round is run and recorded).
 # anneal_epochs is the SFT model's (0: the SFT models of the sessions before the anneal).
 # code_revision 2: SFT with the attention-mask fix of commit d3757a5. Rows without the key
-# predate it and cannot be reproduced with this code: their SFT models are only read from the
-# cache of the sessions that made them.
+# predate it and cannot be reproduced with this code.
 CODE_REVISION = 2
 SETTINGS = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5,
             'anneal_epochs': 3, 'code_revision': CODE_REVISION}
@@ -60,42 +59,16 @@ def load_table(root, name):
 
 
 def sft_synthesizer(root, name, seed, anneal_epochs=0, code_revision=CODE_REVISION):
-    """The cached SFT synthesizer of a table and seed (trained on first use) and its fit time.
-
-    With ``code_revision`` 2 it is a plain ``fit`` with ``rounds=0`` and the given anneal,
-    cached as ``sft_<table>_seed<seed>_anneal<n>_rev2.pkl``. Before that (read from the cache
-    only), SFT without the anneal (``anneal_epochs=0``) is ``sft_<table>_seed<seed>.pkl`` (the
-    models of the sessions before the anneal existed); with it, that model is loaded and
-    annealed (:func:`tabgraa_sdv.sft.anneal_sft`, its own random stream), which gives the same
-    weights as a fit with the anneal (tests/test_sft.py) and is cached apart."""
-    if code_revision >= 2:
-        path = WORK / f'sft_{name}_seed{seed}_anneal{anneal_epochs}_rev{code_revision}.pkl'
-        return cached_fit(path, root, name, seed, anneal_epochs)
-    path = WORK / f'sft_{name}_seed{seed}.pkl'
-    if not path.exists():
-        raise FileNotFoundError(
-            f'{path} is missing: SFT models before code revision 2 cannot be retrained with '
-            'this code; run with the default settings (code_revision 2)')
-    if anneal_epochs:
-        annealed = WORK / f'sft_{name}_seed{seed}_anneal{anneal_epochs}.pkl'
-        if annealed.exists():
-            with open(annealed, 'rb') as f:
-                return pickle.load(f)
-        synthesizer, fit_seconds = sft_synthesizer(root, name, seed, code_revision=code_revision)
-        start = time.perf_counter()
-        anneal(synthesizer, load_table(root, name)[0], anneal_epochs)
-        fit_seconds += time.perf_counter() - start
-        with open(annealed, 'wb') as f:
-            pickle.dump((synthesizer, fit_seconds), f)
-        return synthesizer, fit_seconds
-    with open(path, 'rb') as f:
-        return pickle.load(f)
-
-
-def cached_fit(path, root, name, seed, anneal_epochs):
-    """``fit`` with ``rounds=0``, cached at ``path`` with its fit time."""
+    """The SFT synthesizer of a table and seed (``fit`` with ``rounds=0`` and the given anneal)
+    and its fit time, cached as ``sft_<table>_seed<seed>_anneal<n>_rev<r>.pkl``. Only the
+    current code revision can be trained; rows of earlier ones cannot be reproduced."""
     from tabgraa_sdv import TabGRAASynthesizer
 
+    if code_revision != CODE_REVISION:
+        raise ValueError(
+            f'code_revision {code_revision}: SFT models before code revision {CODE_REVISION} '
+            'cannot be retrained with this code; run with the default settings')
+    path = WORK / f'sft_{name}_seed{seed}_anneal{anneal_epochs}_rev{code_revision}.pkl'
     if path.exists():
         with open(path, 'rb') as f:
             return pickle.load(f)
@@ -110,25 +83,6 @@ def cached_fit(path, root, name, seed, anneal_epochs):
     with open(path, 'wb') as f:
         pickle.dump((synthesizer, fit_seconds), f)
     return synthesizer, fit_seconds
-
-
-def anneal(synthesizer, train, anneal_epochs):
-    """What ``fit`` does after SFT's early stop, applied to a model fitted without it."""
-    from tabgraa_sdv.sft import ANNEAL_FACTOR, anneal_sft, default_epochs, split_rows
-
-    lm = synthesizer._model
-    tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
-    train_index, val_index = split_rows(len(tokens), 0.1, lm.seed)
-    if len(lm.history) >= default_epochs(len(train_index)):
-        return  # ran its whole schedule: fit skips the anneal too
-    lm.history = [{'phase': 'sft', **row} for row in lm.history]
-    lm.history += anneal_sft(
-        lm.model, tokens[train_index], tokens[val_index], lm.layout, lm.codec.slot_column,
-        lm.codec.slot_position, min(row['val_loss'] for row in lm.history),
-        first_epoch=len(lm.history) + 1, epochs=anneal_epochs,
-        learning_rate=lm.learning_rate * ANNEAL_FACTOR, batch_size=lm.batch_size,
-        permutation_rate=lm.permutation_rate, seed=lm.seed, device=lm.device)
-    lm.anneal_epochs = synthesizer.anneal_epochs = anneal_epochs
 
 
 def run_cell(root, name, objective, seed, settings):

@@ -7,7 +7,7 @@ Density-ratio resampling (``resampling_factor=4``) lowers tree detection a lot (
 same ratio into the weights with a few hundred LoRA steps on an 8,192-row pool and did not get
 there. This probe asks the question at scale, with no real row in the language model's loss:
 
-1. load the cached annealed SFT model (``benchmarks/work/sft_<table>_seed<seed>_anneal3.pkl``);
+1. load the cached annealed SFT model of ``benchmarks/alignment.py`` (``sft_synthesizer``);
 2. fit the resampler's classifier on the real training rows against as many model rows;
 3. draw ``multiple x len(train)`` rows, each the resampled choice among 4 candidates
    (``variant='resampled'``), or the same number of plain rows (``variant='plain'``, the control:

@@ -72,8 +72,9 @@ def test_no_anneal_after_a_full_schedule_or_when_switched_off(setup):
 
 
 def test_train_sft_with_anneal_is_early_stopped_sft_then_anneal_sft(setup):
-    """What the alignment benchmark relies on to anneal SFT models it cached before the anneal
-    existed: the anneal has its own random stream, so the two paths give the same weights."""
+    """The anneal has its own random stream, so annealing an early-stopped model afterwards
+    gives the same weights as training with the anneal (the alignment benchmark once annealed
+    SFT models it had cached before the anneal existed this way)."""
     lm, train_tokens, val_tokens = setup
     together, history = train(setup, anneal_epochs=2)
     apart, first = train(setup, anneal_epochs=0)
