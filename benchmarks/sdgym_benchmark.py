@@ -304,14 +304,17 @@ def load_prepared(folder):
 
 
 # ------------------------------------------------------------------------------ synthesizers
-# Bumped when a fix changes what the same TabGRAA settings fit, so that cells fitted before it
-# run again and their rows are reported apart. 2: SFT's attention mask for rows in a permuted
-# column order (commit d3757a5).
-TABGRAA_CODE_REVISION = 2
+# Bumped when a change of code or defaults changes what the same TabGRAA settings fit, so that
+# cells fitted before it run again and their rows are reported apart. 2: SFT's attention mask
+# for rows in a permuted column order (commit d3757a5). 3: SFT's epoch bound from 1.5 M to 3 M
+# row passes (tabgraa_sdv.sft.ROW_PASSES).
+TABGRAA_CODE_REVISION = 3
 
 
-def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, device=None):
-    """``{'kind', 'kwargs', 'settings'}`` of one synthesizer: what is fit, with what."""
+def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, device=None,
+                     code_revision=TABGRAA_CODE_REVISION):
+    """``{'kind', 'kwargs', 'settings'}`` of one synthesizer: what is fit, with what.
+    ``code_revision`` only labels TabGRAA's settings (the report reads earlier revisions)."""
     if name == 'Real':
         return {'kind': 'real', 'kwargs': {}, 'settings': 'the real training rows'}
     if name == 'Uniform':
@@ -330,7 +333,7 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
         if device:
             kwargs['device'] = device
         spec = _spec('tabgraa', kwargs, quick)
-        spec['settings'] += f'; code revision {TABGRAA_CODE_REVISION}'
+        spec['settings'] += f'; code revision {code_revision}'
         return spec
     if name in ('CTGAN', 'TVAE', 'GaussianCopula'):
         kwargs = {'epochs': 1} if quick and name != 'GaussianCopula' else {}

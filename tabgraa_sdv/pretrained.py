@@ -323,7 +323,9 @@ class TextLM:
         train_ids = self.codec.value_ids(train_tokens)
         val_ids = self.codec.value_ids(val_tokens) if len(val_tokens) else None
         val_orders = column_orders(len(val_tokens), n_columns, self.permutation_rate, rng)
-        max_epochs = self.epochs if self.epochs is not None else default_epochs(len(train_ids))
+        # The pretrained backbone keeps the bound it was measured with (1.5 M row passes).
+        max_epochs = self.epochs if self.epochs is not None else default_epochs(
+            len(train_ids), row_passes=1_500_000)
         batch_size = max(1, min(self.batch_size, len(train_ids)))
         steps = max_epochs * math.ceil(len(train_ids) / batch_size)
         parameters = [p for p in self.model.parameters() if p.requires_grad]

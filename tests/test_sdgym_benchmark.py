@@ -202,3 +202,22 @@ def test_cli_forwards_and_the_package_does_not_import_sdgym(capsys):
     code = ('import sys, tabgraa_sdv, tabgraa_sdv.cli, tabgraa_sdv.metrics; '
             "sys.exit(int('sdgym' in sys.modules))")
     assert subprocess.run([sys.executable, '-c', code]).returncode == 0
+
+
+def test_report_previous_revision_stands_in_until_the_current_one_runs():
+    """A TabGRAA row of the previous code revision stays in the tables for a table that today's
+    revision has not run on; once it has, that row moves to the earlier rows."""
+    current = bench.synthesizer_spec('TabGRAA')['settings']
+    previous = bench.synthesizer_spec(
+        'TabGRAA', code_revision=bench.TABGRAA_CODE_REVISION - 1)['settings']
+    assert previous != current
+    rows = pd.DataFrame({
+        'synthesizer': ['TabGRAA', 'TabGRAA', 'TabGRAA', 'TabGRAA', 'CTGAN'],
+        'dataset': ['alpha', 'beta', 'beta', 'alpha', 'alpha'],
+        'settings': [previous, previous, current, 'rounds=3', 'SDV defaults'],
+        'mode': 'full',
+    })
+    kept, earlier, stand_ins = report.split_tabgraa_rows(rows)
+    assert stand_ins == [('TabGRAA', 'alpha')]
+    assert list(kept.index) == [0, 2, 4]
+    assert list(earlier.index) == [1, 3]
