@@ -6,11 +6,11 @@ For a table and seed, scores ``tabgraa_sdv.metrics.tstr_score`` (gradient boosti
 one table, tested on the real test split) with every feature, then without each ``--drop``
 group of columns. The training table is the real training split ('Real') and a sample of
 ``len(train)`` rows from the cached SFT model of ``benchmarks/alignment.py``
-(``sft_synthesizer``: code revision 2, the anneal, no alignment), drawn with
-``--resampling-factor`` candidates per row as the SDGym rows do (4). If the real score falls
+(``sft_synthesizer``: the current code revision, recorded in ``code_revision``; the anneal;
+no alignment), drawn with ``--resampling-factor`` candidates per row as the SDGym rows do (4). If the real score falls
 without a group and the synthetic one does not, the synthetic rows do not carry what those
 columns tell about the target. Rows are appended to ``benchmarks/results/tstr_ablation.csv``;
-finished (dataset, seed, resampling factor) cells are skipped.
+finished (dataset, seed, resampling factor, code revision) cells are skipped.
 """
 
 import argparse
@@ -78,7 +78,8 @@ def main(argv=None):
     done = pd.read_csv(results) if results.exists() else None
     for seed in args.seeds:
         if done is not None and ((done.dataset == args.dataset) & (done.seed == seed) & (
-                done.resampling_factor == args.resampling_factor)).any():
+                done.resampling_factor == args.resampling_factor)
+                & (done.code_revision == CODE_REVISION)).any():
             print(f'skip {args.dataset} seed {seed}', flush=True)
             continue
         rows = run_cell(args.root, args.dataset, seed, args.resampling_factor, args.drop)
