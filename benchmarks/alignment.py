@@ -87,6 +87,14 @@ def sft_synthesizer(root, name, seed, anneal_epochs=0, code_revision=CODE_REVISI
     return synthesizer, fit_seconds
 
 
+def add_resampling(synthesizer, tokens, factor):
+    """What ``fit`` does last with ``resampling_factor`` > 1, on a synthesizer fitted without
+    it: the ratio classifier, trained on every training row (``tokens``)."""
+    lm = synthesizer._model
+    lm.resampling_factor = synthesizer.resampling_factor = factor
+    lm.fit_resampler(tokens)
+
+
 def run_cell(root, name, objective, seed, settings):
     from tabgraa_sdv.metrics import evaluate
     from tabgraa_sdv.sft import split_rows
@@ -111,10 +119,9 @@ def run_cell(root, name, objective, seed, settings):
         history = aligner.history
         synthesizer.rounds = settings['rounds']
         synthesizer.objective = objective
-    if settings.get('resampling_factor', 1) > 1:  # what fit does last, on every training row
+    if settings.get('resampling_factor', 1) > 1:
         start = time.perf_counter()
-        lm.resampling_factor = synthesizer.resampling_factor = settings['resampling_factor']
-        lm.fit_resampler(tokens)
+        add_resampling(synthesizer, tokens, settings['resampling_factor'])
         align_seconds += time.perf_counter() - start
     synthesizer.reset_sampling()
     synthetic = synthesizer.sample(len(test))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from alignment import CODE_REVISION, append_rows, load_table, sft_synthesizer
+from alignment import CODE_REVISION, add_resampling, append_rows, load_table, sft_synthesizer
 from sdgym_benchmark import machine_description
 from tabgraa_sdv.metrics import tstr_score
 
@@ -27,16 +27,14 @@ HERE = Path(__file__).parent
 RESULTS = HERE / 'results' / 'tstr_ablation.csv'
 
 
-def synthetic_sample(root, name, seed, factor, n_rows):
-    """``n_rows`` rows of the cached SFT synthesizer, with ``factor`` candidates per row."""
+def synthetic_sample(root, name, seed, factor, train):
+    """``len(train)`` rows of the cached SFT synthesizer, with ``factor`` candidates per row."""
     synthesizer, _ = sft_synthesizer(root, name, seed, anneal_epochs=3)
-    if factor > 1:  # what fit does last, on every training row (as alignment.run_cell)
-        train = load_table(root, name)[0]
-        lm = synthesizer._model
-        lm.resampling_factor = synthesizer.resampling_factor = factor
-        lm.fit_resampler(lm.codec.encode(synthesizer._data_processor.transform(train)))
+    if factor > 1:
+        tokens = synthesizer._model.codec.encode(synthesizer._data_processor.transform(train))
+        add_resampling(synthesizer, tokens, factor)
     synthesizer.reset_sampling()
-    return synthesizer.sample(n_rows)
+    return synthesizer.sample(len(train))
 
 
 def run_cell(root, name, seed, factor, drops):
@@ -47,7 +45,7 @@ def run_cell(root, name, seed, factor, drops):
             raise ValueError(f'--drop {wrong}: not feature columns of {name} '
                              f'(its features: {[c for c in train.columns if c != info["target"]]})')
     start = time.perf_counter()
-    synthetic = synthetic_sample(root, name, seed, factor, len(train))
+    synthetic = synthetic_sample(root, name, seed, factor, train)
     sample_seconds = time.perf_counter() - start
     rows = []
     for dropped in [()] + [tuple(group) for group in drops]:
