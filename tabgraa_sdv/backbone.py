@@ -9,8 +9,11 @@ length and the decoding steps). Logits are computed only over the predicted slot
 the softmax the model is trained with is the constrained distribution it is sampled from.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from tabgraa_sdv.codec import BOS
@@ -51,16 +54,85 @@ def build_compact(config, seed=None):
     return GPT2LMHeadModel(config)
 
 
+class RankEmbedding(nn.Module):
+    """GPT-2's token embedding plus a smooth function of each ordered token's rank, for SFT.
+
+    A numeric column's tokens are quantile bins and offset digits; as free embeddings, each bin
+    learns only from its own rows, and nothing tells the model that bin 41 lies between 40 and
+    42. Here an ordered token's embedding is ``e_t + W_s · φ(r_t)``, ``r_t`` in ``[0, 1]`` its
+    place in slot ``s`` (``codec.token_ranks``), ``φ`` sines and cosines of ``r_t`` at
+    ``n_frequencies`` frequencies and ``W_s`` learned per slot (zero at the start). The same
+    effective weights are the output embedding (GPT-2 ties them; see :func:`output_weight`).
+    The extra term depends on the token only, so :func:`fold_rank_embedding` adds it into
+    ``e`` after SFT, leaving a plain GPT-2.
+    """
+
+    def __init__(self, embedding, ranks, slot_start, slot_size, n_frequencies=16):
+        super().__init__()
+        self.embedding = embedding
+        ranks = torch.as_tensor(ranks, dtype=torch.float32)
+        ordered = torch.isfinite(ranks)
+        angle = torch.nan_to_num(ranks)[:, None] * torch.arange(1, n_frequencies + 1) * math.pi
+        features = torch.cat([angle.sin(), angle.cos()], dim=1) * ordered[:, None]
+        self.register_buffer('features', features.to(embedding.weight), persistent=False)
+        self.slots = [(int(start), int(size)) for start, size in zip(slot_start, slot_size)
+                      if ordered[start:start + size].any()]
+        self.projection = nn.Parameter(embedding.weight.new_zeros(
+            len(self.slots), features.shape[1], embedding.weight.shape[1]))
+
+    @property
+    def weight(self):
+        return self.embedding.weight
+
+    def effective_weight(self):
+        weight = self.embedding.weight
+        parts, cursor = [], 0
+        for projection, (start, size) in zip(self.projection, self.slots):
+            if start > cursor:
+                parts.append(weight.new_zeros(start - cursor, weight.shape[1]))
+            parts.append(self.features[start:start + size] @ projection)
+            cursor = start + size
+        if cursor < weight.shape[0]:
+            parts.append(weight.new_zeros(weight.shape[0] - cursor, weight.shape[1]))
+        return weight + torch.cat(parts)
+
+    def forward(self, input_ids):
+        return F.embedding(input_ids, self.effective_weight())
+
+
+def install_rank_embedding(model, ranks, slot_start, slot_size):
+    """Give ``model`` (tied input/output embeddings) a :class:`RankEmbedding`."""
+    base = _unwrap(model)
+    base.set_input_embeddings(RankEmbedding(base.get_input_embeddings(), ranks, slot_start,
+                                            slot_size))
+
+
+@torch.no_grad()
+def fold_rank_embedding(model):
+    """Add a :class:`RankEmbedding`'s term into the token embedding and remove it: the model
+    computes exactly what it did, as a plain GPT-2."""
+    base = _unwrap(model)
+    embedding = base.get_input_embeddings()
+    if isinstance(embedding, RankEmbedding):
+        embedding.embedding.weight.copy_(embedding.effective_weight())
+        base.set_input_embeddings(embedding.embedding)
+
+
+def _unwrap(model):
+    return model.get_base_model() if hasattr(model, 'get_base_model') else model
+
+
 def body(model):
     """The decoder stack without the LM head (works through peft wrappers)."""
-    if hasattr(model, 'get_base_model'):
-        model = model.get_base_model()
+    model = _unwrap(model)
     return getattr(model, model.base_model_prefix)
 
 
 def output_weight(model):
-    if hasattr(model, 'get_base_model'):
-        model = model.get_base_model()
+    model = _unwrap(model)
+    embedding = model.get_input_embeddings()
+    if isinstance(embedding, RankEmbedding):  # tied: the output uses the effective weights too
+        return embedding.effective_weight()
     return model.get_output_embeddings().weight
 
 

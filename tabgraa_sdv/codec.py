@@ -80,6 +80,9 @@ class CategoricalColumn:
     def slot_sizes(self):
         return [len(self.values)]
 
+    def slot_ranks(self):
+        return [np.full(len(self.values), np.nan)]  # categories have no order
+
     def encode(self, series):
         nan = _nan_mask(series)
         known = self.values[:-1] if self.has_nan else self.values
@@ -146,6 +149,14 @@ class NumericColumn:
     @property
     def nan_token(self):
         return self.n_bins if self.has_nan else None
+
+    def slot_ranks(self):
+        """Each slot's tokens as a position in ``[0, 1]`` along the column's order (bins and
+        offset digits alike); the missing-value token has none (NaN)."""
+        bins = np.linspace(0.0, 1.0, self.n_bins) if self.n_bins > 1 else np.full(self.n_bins, 0.5)
+        digits = np.linspace(0.0, 1.0, self.base) if self.base > 1 else np.full(self.base, 0.5)
+        return [np.concatenate([bins, [np.nan] if self.has_nan else []])] + \
+            [digits] * self.n_offset
 
     def bound_widths(self):
         """Grid points in each bin token's bin (the missing-value token has one: offset 0)."""
@@ -376,6 +387,14 @@ class ColumnarCodec:
     @property
     def n_slots(self):
         return len(self.slot_start)
+
+    def token_ranks(self):
+        """``[vocab_size]``: each token's position in ``[0, 1]`` within its ordered slot (numeric
+        bins and offset digits), NaN for tokens without an order (BOS, categories, missing)."""
+        ranks = [np.full(1, np.nan)]  # BOS
+        for column in self.columns:
+            ranks += column.slot_ranks()
+        return np.concatenate(ranks)
 
     def encode_columns(self, data, columns=None):
         """Local codes (0-based within each slot) of the given columns: ``[rows, their slots]``."""

@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from tabgraa_sdv.backbone import SlotLayout, build_compact, compact_config, slot_log_probs
+from tabgraa_sdv.backbone import (SlotLayout, build_compact, compact_config, fold_rank_embedding,
+                                  install_rank_embedding, slot_log_probs)
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
 from tabgraa_sdv.resampling import MIN_RESAMPLING_ROWS, RESAMPLER_ROWS, RatioResampler
@@ -28,8 +29,10 @@ class TabularLM:
 
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
-                 verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1):
+                 verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1,
+                 rank_embedding=False):
         self.epochs = epochs
+        self.rank_embedding = rank_embedding
         self.resampling_factor = resampling_factor
         self.anneal_epochs = anneal_epochs
         self.batch_size = batch_size
@@ -59,6 +62,9 @@ class TabularLM:
         config = compact_config(self.codec.vocab_size, self.codec.n_slots, len(data),
                                 **self.model_config)
         self.model = build_compact(config, seed=self.seed).to(self.device)
+        if self.rank_embedding:
+            install_rank_embedding(self.model, self.codec.token_ranks(), self.codec.slot_start,
+                                   self.codec.slot_size)
         self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
         train_index, val_index = split_rows(len(tokens), 0.1, self.seed)
         self.history = train_sft(
@@ -68,6 +74,7 @@ class TabularLM:
             permutation_rate=self.permutation_rate, anneal_epochs=self.anneal_epochs,
             seed=self.seed, device=self.device, verbose=self.verbose,
         )
+        fold_rank_embedding(self.model)  # a plain GPT-2 from here on
         self.alignment_history = []
         from tabgraa_sdv.alignment import align_after_sft
 
@@ -227,7 +234,7 @@ class TabularLM:
     def __setstate__(self, state):
         generator_state = state.pop('_generator_state', None)
         # Models pickled before resampling existed sample without it.
-        state = {'resampler': None, 'resampling_factor': 1, **state}
+        state = {'resampler': None, 'resampling_factor': 1, 'rank_embedding': False, **state}
         self.__dict__.update(state)
         self.device = torch.device(state['device'])
         if self.device.type == 'cuda' and not torch.cuda.is_available():

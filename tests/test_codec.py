@@ -310,3 +310,25 @@ def test_bad_codec_inputs_raise():
         ColumnarCodec().fit(pd.DataFrame(index=range(3)))
     with pytest.raises(ValueError, match="'x'.*infinite"):
         ColumnarCodec().fit(pd.DataFrame({'x': [1.0, np.inf]}))
+
+
+def test_token_ranks_order_numeric_tokens_within_their_slot_and_leave_the_rest_unordered():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({'amount': np.round(rng.lognormal(6.0, 2.5, 2_000), 2),
+                          'age': rng.integers(18, 90, 2_000).astype(float),
+                          'colour': rng.choice(['red', 'blue'], 2_000)})
+    frame.loc[::50, 'age'] = np.nan
+    codec = ColumnarCodec(max_base=16).fit(frame)
+    ranks = codec.token_ranks()
+    assert ranks.shape == (codec.vocab_size,) and np.isnan(ranks[0])  # BOS
+    for slot, (start, size) in enumerate(zip(codec.slot_start, codec.slot_size)):
+        column = codec.columns[codec.slot_column[slot]]
+        slot_ranks = ranks[start:start + size]
+        if isinstance(column, NumericColumn):
+            ordered = slot_ranks[:-1] if column.has_nan and codec.slot_position[slot] == 0 \
+                else slot_ranks
+            assert ordered[0] == 0.0 and ordered[-1] == 1.0 and (np.diff(ordered) > 0).all()
+            assert np.isnan(slot_ranks[-1]) == (column.has_nan and codec.slot_position[slot] == 0)
+        else:
+            assert np.isnan(slot_ranks).all()
+    assert codec.columns[0].n_offset >= 1  # offset digits were covered too

@@ -169,3 +169,41 @@ def test_permuted_rows_are_scored_as_the_sampler_decodes_them(setup):
                 log_p = torch.log_softmax(hidden[row] @ weight[start:start + size].T, dim=-1)
                 decoded[row, slot] = log_p[tokens[row, slot] - start]
     torch.testing.assert_close(trained, decoded, rtol=1e-5, atol=1e-5)
+
+
+def test_rank_embedding_trains_then_folds_into_a_plain_tied_gpt2_computing_the_same(setup):
+    from tabgraa_sdv.backbone import (RankEmbedding, fold_rank_embedding, install_rank_embedding,
+                                      slot_log_probs)
+
+    lm, train_tokens, _ = setup
+    model = fresh_model(lm)
+    install_rank_embedding(model, lm.codec.token_ranks(), lm.codec.slot_start, lm.codec.slot_size)
+    embedding = model.get_input_embeddings()
+    assert isinstance(embedding, RankEmbedding) and len(embedding.slots) >= 1
+    # Its per-slot projections start at zero, so the model starts as the plain one did.
+    tokens = torch.as_tensor(train_tokens[:64])
+    order = slot_orders(64, lm.codec.slot_column, lm.codec.slot_position, 0.5,
+                        torch.Generator().manual_seed(0), 'cpu')
+    model.eval()
+    before_training = slot_log_probs(fresh_model(lm).eval(), tokens, order, lm.layout)
+    assert torch.allclose(slot_log_probs(model, tokens, order, lm.layout), before_training)
+    train_sft(model, train_tokens, train_tokens[:30], lm.layout, lm.codec.slot_column,
+              lm.codec.slot_position, epochs=2, batch_size=64, anneal_epochs=0)
+    assert embedding.projection.abs().sum() > 0  # it learned a rank term
+    trained = slot_log_probs(model, tokens, order, lm.layout)
+    fold_rank_embedding(model)
+    assert type(model.get_input_embeddings()) is torch.nn.Embedding
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    assert torch.allclose(slot_log_probs(model, tokens, order, lm.layout), trained, atol=1e-5)
+
+
+def test_fit_with_rank_embedding_leaves_a_plain_model_that_samples():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({'x': np.round(rng.normal(0, 1, 300), 1),
+                          'c': rng.choice(['a', 'b', 'c'], 300)})
+    fitted = TabularLM(epochs=2, batch_size=64, model_config=dict(TINY_MODEL), device='cpu',
+                       rank_embedding=True, seed=0).fit(frame)
+    assert type(fitted.model.get_input_embeddings()) is torch.nn.Embedding
+    sample = fitted.sample(50)
+    assert list(sample.columns) == ['x', 'c'] and sample['x'].between(frame.x.min(),
+                                                                       frame.x.max()).all()
