@@ -21,6 +21,10 @@ from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
 from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
 
 
+# SFT with a rank term in numeric tokens' embeddings (backbone.RankEmbedding) unless told not to.
+RANK_EMBEDDING = False
+
+
 class TabularLM:
     """A causal language model over the rows of one table.
 
@@ -30,7 +34,7 @@ class TabularLM:
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
                  verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1,
-                 rank_embedding=False):
+                 rank_embedding=RANK_EMBEDDING):
         self.epochs = epochs
         self.rank_embedding = rank_embedding
         self.resampling_factor = resampling_factor

@@ -18,7 +18,7 @@ from sdv.single_table.base import BaseSingleTableSynthesizer
 
 from tabgraa_sdv.alignment import ADAPTERS, OBJECTIVES
 from tabgraa_sdv.devices import DataParallel, resolve_device
-from tabgraa_sdv.model import TabularLM
+from tabgraa_sdv.model import RANK_EMBEDDING, TabularLM
 from tabgraa_sdv.pretrained import TextLM, as_lora_config
 from tabgraa_sdv.rewards import REWARDS
 from tabgraa_sdv.sft import ANNEAL_EPOCHS
@@ -100,6 +100,11 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             docs/backbone-pretrained.md). Offline, pass a local directory.
         model_config (dict or None): overrides of the compact GPT-2 size: ``n_embd``,
             ``n_layer``, ``n_head``, ``dropout``. Defaults to None (sized to the data).
+        rank_embedding (bool or None): compact backbone: during SFT, a numeric token's
+            embedding adds a learned smooth function of its place in the column's order (its
+            quantile bin or offset digit), so neighbouring bins share what they learn; added
+            into the plain embedding after SFT. Defaults to None: RANK_EMBEDDING_DEFAULT for the compact
+            backbone (docs/backbone-compact.md); pretrained backbones have none.
         lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
             instead of all weights, in SFT and alignment (a dict holds LoraConfig fields;
             defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters
@@ -143,11 +148,13 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     def __setstate__(self, state):
         # A synthesizer pickled before resampling_factor existed sampled without resampling.
-        self.__dict__.update({'resampling_factor': 1, **state})
+        # One pickled before rank_embedding existed was fitted without it.
+        self.__dict__.update({'resampling_factor': 1, 'rank_embedding': False, **state})
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
-                 anneal_epochs=None, backbone='compact', model_config=None, lora=None,
+                 anneal_epochs=None, backbone='compact', model_config=None, rank_embedding=None,
+                 lora=None,
                  permutation_rate=0.3, temperature=1.0, resampling_factor=1, rounds=3,
                  objective='tabgraa', reward='logodds', pool_size=8192, group_size=64, beta=1.0,
                  alignment_learning_rate=2e-5, quantile=0.5, adapter='lora', patience=2,
@@ -168,6 +175,13 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             raise ValueError(
                 'anneal_epochs applies to the compact backbone\'s SFT; a pretrained backbone '
                 f'({backbone!r}) fine-tunes with its own schedule. Leave it None.'
+            )
+        if rank_embedding is not None and not isinstance(rank_embedding, bool):
+            raise ValueError(f'rank_embedding must be True, False or None, got {rank_embedding!r}.')
+        if not compact and rank_embedding is not None:
+            raise ValueError(
+                'rank_embedding applies to the compact backbone\'s numeric tokens; a pretrained '
+                f'backbone ({backbone!r}) reads numbers as text. Leave it None.'
             )
         _check_int('resampling_factor', resampling_factor)
         if not compact and resampling_factor != 1:
@@ -229,6 +243,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.anneal_epochs = anneal_epochs
         self.backbone = backbone
         self.model_config = model_config
+        self.rank_embedding = rank_embedding
         self.lora = lora
         self.permutation_rate = permutation_rate
         self.temperature = temperature
@@ -284,6 +299,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 permutation_rate=self.permutation_rate, model_config=self.model_config,
                 anneal_epochs=ANNEAL_EPOCHS if self.anneal_epochs is None else self.anneal_epochs,
                 resampling_factor=self.resampling_factor,
+                rank_embedding=RANK_EMBEDDING if self.rank_embedding is None
+                else self.rank_embedding,
                 device=self.device, seed=seed, verbose=self.verbose,
             )
         else:

@@ -157,6 +157,8 @@ def test_model_config_that_does_not_divide_raises_naming_it():
     ('resampling_factor', 2.0),
     ('resampling_factor', True),
     ('resampling_factor', None),
+    ('rank_embedding', 1),
+    ('rank_embedding', 'yes'),
     ('rounds', -1),
     ('rounds', 1.5),
     ('rounds', True),

@@ -378,6 +378,8 @@ def test_pretrained_parameters_are_validated(backbone, mixed_metadata, tmp_path)
         TabGRAASynthesizer(mixed_metadata, backbone=backbone, anneal_epochs=3)
     with pytest.raises(ValueError, match='resampling_factor applies to the compact backbone'):
         TabGRAASynthesizer(mixed_metadata, backbone=backbone, resampling_factor=2)
+    with pytest.raises(ValueError, match='rank_embedding applies to the compact backbone'):
+        TabGRAASynthesizer(mixed_metadata, backbone=backbone, rank_embedding=False)
     with pytest.raises(ValueError, match='lora'):
         TabGRAASynthesizer(mixed_metadata, backbone=backbone, lora={'rank_of_adapter': 3})
     with pytest.raises(ValueError, match='lora'):

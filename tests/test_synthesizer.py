@@ -187,7 +187,7 @@ def test_get_parameters_has_every_init_parameter_with_its_value(mixed_metadata):
         'enforce_min_max_values': False, 'enforce_rounding': False, 'locales': ['fr_FR'],
         'epochs': 3, 'batch_size': 64, 'learning_rate': 1e-3, 'backbone': 'compact',
         'model_config': {'n_embd': 32, 'n_layer': 2, 'n_head': 4, 'dropout': 0.0},
-        'permutation_rate': 0.25, 'temperature': 0.7, 'verbose': True, 'device': 'cpu',
+        'rank_embedding': True, 'permutation_rate': 0.25, 'temperature': 0.7, 'verbose': True, 'device': 'cpu',
         'seed': 123,
     }
     assert set(chosen) <= set(values)
@@ -202,6 +202,19 @@ def test_get_parameters_defaults_match_the_signature(mixed_metadata):
     defaults = {name: p.default for name, p in signature.items() if name not in (
         'self', 'metadata')}
     assert TabGRAASynthesizer(mixed_metadata).get_parameters() == defaults
+
+
+@pytest.mark.parametrize('rank_embedding', [None, True, False])
+def test_rank_embedding_reaches_the_model(mixed_frame, mixed_metadata, rank_embedding):
+    from tabgraa_sdv.model import RANK_EMBEDDING
+
+    synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(
+        epochs=1, rank_embedding=rank_embedding))
+    synthesizer.fit(mixed_frame)
+    expected = RANK_EMBEDDING if rank_embedding is None else rank_embedding
+    assert synthesizer._model.rank_embedding is expected
+    assert synthesizer.get_parameters()['rank_embedding'] is rank_embedding
+    assert len(synthesizer.sample(20)) == 20
 
 
 def test_get_metadata_returns_the_metadata(fitted, mixed_metadata):
