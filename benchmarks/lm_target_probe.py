@@ -7,7 +7,7 @@ the model's sequence likelihood with each class put in the target column, normal
 classes (``TabularLM.log_prob``). Its ROC AUC on the real test rows is an upper guide to what a
 classifier trained on the model's samples can learn about the target (TSTR): the samples carry
 the model's own ``p(y | x)``. Test values outside the training range are clipped to it, and
-test rows with a category the training split lacks are left out (the codec cannot write them).
+test rows with a value the codec cannot write (an unseen category) are left out.
 Models: the cached SFT synthesizers of ``benchmarks/alignment.py`` (``sft_synthesizer``, the
 anneal, no alignment). Rows are appended to ``benchmarks/results/lm_target_probe.csv``.
 """
@@ -26,16 +26,31 @@ HERE = Path(__file__).parent
 RESULTS = HERE / 'results' / 'lm_target_probe.csv'
 
 
-def encodable_test_rows(train, test, target):
-    """The test rows the codec can write: numbers clipped to the training range, rows with an
-    unseen category left out."""
+def encodable_test_rows(synthesizer, train, test, target):
+    """The test rows the codec can write: numbers clipped to the training range, then rows with
+    a value the codec cannot hold (an unseen category, a value a column of few distinct values
+    never took) left out."""
     test = test.copy()
     for column in test.columns.drop(target):
         if pd.api.types.is_numeric_dtype(train[column]):
             test[column] = test[column].clip(train[column].min(), train[column].max())
-        else:
-            test = test[test[column].isin(set(train[column])) | test[column].isna()]
-    return test
+    processed = synthesizer._data_processor.transform(test)
+    keep = np.ones(len(test), bool)
+    for column in synthesizer._model.codec.columns:
+        values = processed[column.name]
+        writable = {value: _writable(column, pd.Series([value], dtype=values.dtype))
+                    for value in values.dropna().drop_duplicates()}
+        missing_ok = _writable(column, values[values.isna()].head(1))
+        keep &= np.where(values.isna(), missing_ok, values.map(writable)).astype(bool)
+    return test[keep]
+
+
+def _writable(column, series):
+    try:
+        column.encode(series)
+        return True
+    except ValueError:
+        return False
 
 
 def target_auc(synthesizer, train, test, target):
@@ -64,10 +79,10 @@ def main(argv=None):
         train, test, _, info = load_table(args.root, name)
         if info['task'] == 'regression':
             raise SystemExit(f'{name}: a regression target; this probe needs classes')
-        usable = encodable_test_rows(train, test, info['target'])
         for seed in args.seeds:
             synthesizer, _ = sft_synthesizer(args.root, name, seed, anneal_epochs=3,
                                              code_revision=args.code_revision)
+            usable = encodable_test_rows(synthesizer, train, test, info['target'])
             row = {'dataset': name, 'seed': seed, 'code_revision': args.code_revision,
                    'test_rows': len(usable), 'lm_target_auc': target_auc(
                        synthesizer, train, usable, info['target']),
