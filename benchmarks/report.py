@@ -116,23 +116,26 @@ def figure(stats, metric, path, title):
 
 def split_tabgraa_rows(rows):
     """``(rows, earlier, stand_ins)``. TabGRAA rows fitted with earlier defaults or code go to
-    ``earlier``, shown apart and not averaged with today's, except the previous code revision's
-    rows of a synthesizer and table that today's revision has not run on yet: they stay in the
-    tables, and ``stand_ins`` names them, so a table is not left empty between revisions."""
+    ``earlier``, shown apart and not averaged with today's, except where today's code revision
+    has not run a synthesizer on a table yet: there the latest earlier revision's rows that did
+    (revision 2 on) stay in the tables, and ``stand_ins`` names them as ``(synthesizer, table,
+    revision)``, so a table is not left empty between revisions."""
     names = ('TabGRAA', 'TabGRAA-SFT')
-    current = rows['synthesizer'].map(
-        {name: synthesizer_spec(name)['settings'] for name in names})
-    previous = rows['synthesizer'].map({name: synthesizer_spec(
-        name, code_revision=TABGRAA_CODE_REVISION - 1)['settings'] for name in names})
     tabgraa = (rows['mode'].fillna('full') == 'full') & rows['synthesizer'].isin(names)
-    is_current = tabgraa & (rows['settings'] == current)
-    ran = set(zip(rows.loc[is_current, 'synthesizer'], rows.loc[is_current, 'dataset']))
-    stand_in = tabgraa & (rows['settings'] == previous) & pd.Series(
-        [cell not in ran for cell in zip(rows['synthesizer'], rows['dataset'])], index=rows.index)
-    superseded = tabgraa & ~is_current & ~stand_in
-    stand_ins = rows[stand_in].drop_duplicates(['synthesizer', 'dataset'])
-    return rows[~superseded], rows[superseded], list(
-        zip(stand_ins['synthesizer'], stand_ins['dataset']))
+    kept = pd.Series(False, index=rows.index)
+    covered, stand_ins = set(), []
+    for revision in range(TABGRAA_CODE_REVISION, 1, -1):
+        settings = rows['synthesizer'].map({name: synthesizer_spec(
+            name, code_revision=revision)['settings'] for name in names})
+        cells = pd.Series(list(zip(rows['synthesizer'], rows['dataset'])), index=rows.index)
+        match = tabgraa & (rows['settings'] == settings) & ~cells.isin(covered)
+        kept |= match
+        ran = list(dict.fromkeys(cells[match]))
+        covered.update(ran)
+        if revision < TABGRAA_CODE_REVISION:
+            stand_ins += [(name, dataset, revision) for name, dataset in ran]
+    superseded = tabgraa & ~kept
+    return rows[~superseded], rows[superseded], stand_ins
 
 
 def render(results, figures_dir=None, figures_link='figures', source='results'):
@@ -176,8 +179,9 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
         if mode == 'full' and stand_ins:
             parts.append(
                 f'TabGRAA code revision {TABGRAA_CODE_REVISION} has not run on every table yet; '
-                f'there its revision {TABGRAA_CODE_REVISION - 1} rows stand in (see the settings): '
-                + ', '.join(f'{name} on {dataset}' for name, dataset in stand_ins) + '.\n')
+                'there the latest earlier revision that did stands in (see the settings): '
+                + ', '.join(f'{name} on {dataset} (revision {revision})'
+                            for name, dataset, revision in stand_ins) + '.\n')
         settings = part.drop_duplicates(['synthesizer', 'settings'])
         lines = ['| synthesizer | settings |', '|---|---|']
         for name in order(settings['synthesizer'].unique()):

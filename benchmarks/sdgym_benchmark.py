@@ -307,8 +307,9 @@ def load_prepared(folder):
 # Bumped when a change of code or defaults changes what the same TabGRAA settings fit, so that
 # cells fitted before it run again and their rows are reported apart. 2: SFT's attention mask
 # for rows in a permuted column order (commit d3757a5). 3: SFT's epoch bound from 1.5 M to 3 M
-# row passes (tabgraa_sdv.sft.ROW_PASSES).
-TABGRAA_CODE_REVISION = 3
+# row passes (tabgraa_sdv.sft.ROW_PASSES). 4: SFT with the rank embedding of numeric tokens
+# (tabgraa_sdv.model.RANK_EMBEDDING).
+TABGRAA_CODE_REVISION = 4
 
 
 def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, device=None,

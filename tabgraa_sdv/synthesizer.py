@@ -103,8 +103,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         rank_embedding (bool or None): compact backbone: during SFT, a numeric token's
             embedding adds a learned smooth function of its place in the column's order (its
             quantile bin or offset digit), so neighbouring bins share what they learn; added
-            into the plain embedding after SFT. Defaults to None: RANK_EMBEDDING_DEFAULT for the compact
-            backbone (docs/backbone-compact.md); pretrained backbones have none.
+            into the plain embedding after SFT. Defaults to None: on for the compact backbone
+            (docs/backbone-compact.md, "The rank embedding"); pretrained backbones have none.
         lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
             instead of all weights, in SFT and alignment (a dict holds LoraConfig fields;
             defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters

@@ -204,20 +204,27 @@ def test_cli_forwards_and_the_package_does_not_import_sdgym(capsys):
     assert subprocess.run([sys.executable, '-c', code]).returncode == 0
 
 
-def test_report_previous_revision_stands_in_until_the_current_one_runs():
-    """A TabGRAA row of the previous code revision stays in the tables for a table that today's
-    revision has not run on; once it has, that row moves to the earlier rows."""
-    current = bench.synthesizer_spec('TabGRAA')['settings']
-    previous = bench.synthesizer_spec(
-        'TabGRAA', code_revision=bench.TABGRAA_CODE_REVISION - 1)['settings']
-    assert previous != current
+def test_report_latest_earlier_revision_stands_in_until_the_current_one_runs():
+    """A TabGRAA row of an earlier code revision stays in the tables for a table that today's
+    revision has not run on, from the latest revision that did; once today's has run, those
+    rows move to the earlier rows."""
+    revision = bench.TABGRAA_CODE_REVISION
+    assert revision >= 4  # the test needs two earlier labelled revisions
+
+    def spec(name, rev):
+        return bench.synthesizer_spec(name, code_revision=rev)['settings']
+
     rows = pd.DataFrame({
-        'synthesizer': ['TabGRAA', 'TabGRAA', 'TabGRAA', 'TabGRAA', 'CTGAN'],
-        'dataset': ['alpha', 'beta', 'beta', 'alpha', 'alpha'],
-        'settings': [previous, previous, current, 'rounds=3', 'SDV defaults'],
+        'synthesizer': ['TabGRAA'] * 5 + ['TabGRAA-SFT', 'TabGRAA-SFT', 'CTGAN'],
+        'dataset': ['alpha', 'beta', 'beta', 'alpha', 'alpha', 'alpha', 'alpha', 'alpha'],
+        'settings': [spec('TabGRAA', revision - 1), spec('TabGRAA', revision - 1),
+                     spec('TabGRAA', revision), 'rounds=3', spec('TabGRAA', revision - 2),
+                     spec('TabGRAA-SFT', revision - 2), spec('TabGRAA-SFT', revision - 2),
+                     'SDV defaults'],
         'mode': 'full',
     })
     kept, earlier, stand_ins = report.split_tabgraa_rows(rows)
-    assert stand_ins == [('TabGRAA', 'alpha')]
-    assert list(kept.index) == [0, 2, 4]
-    assert list(earlier.index) == [1, 3]
+    assert stand_ins == [('TabGRAA', 'alpha', revision - 1),
+                         ('TabGRAA-SFT', 'alpha', revision - 2)]
+    assert list(kept.index) == [0, 2, 5, 6, 7]
+    assert list(earlier.index) == [1, 3, 4]
