@@ -124,10 +124,10 @@ def split_tabgraa_rows(rows):
     tabgraa = (rows['mode'].fillna('full') == 'full') & rows['synthesizer'].isin(names)
     kept = pd.Series(False, index=rows.index)
     covered, stand_ins = set(), []
+    cells = pd.Series(list(zip(rows['synthesizer'], rows['dataset'])), index=rows.index)
     for revision in range(TABGRAA_CODE_REVISION, 1, -1):
         settings = rows['synthesizer'].map({name: synthesizer_spec(
             name, code_revision=revision)['settings'] for name in names})
-        cells = pd.Series(list(zip(rows['synthesizer'], rows['dataset'])), index=rows.index)
         match = tabgraa & (rows['settings'] == settings) & ~cells.isin(covered)
         kept |= match
         ran = list(dict.fromkeys(cells[match]))

@@ -154,7 +154,7 @@ class NumericColumn:
         """Each slot's tokens as a position in ``[0, 1]`` along the column's order (bins and
         offset digits alike); the missing-value token has none (NaN)."""
         bins = np.linspace(0.0, 1.0, self.n_bins) if self.n_bins > 1 else np.full(self.n_bins, 0.5)
-        digits = np.linspace(0.0, 1.0, self.base) if self.base > 1 else np.full(self.base, 0.5)
+        digits = np.linspace(0.0, 1.0, self.base)  # base >= 2 wherever there are offsets
         return [np.concatenate([bins, [np.nan] if self.has_nan else []])] + \
             [digits] * self.n_offset
 

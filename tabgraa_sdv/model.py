@@ -22,7 +22,7 @@ from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
 
 
 # SFT with a rank term in numeric tokens' embeddings (backbone.RankEmbedding) unless told not to.
-# On magic it lowered the validation loss by 0.05 and the tree detection AUC by 0.05-0.065 on
+# On magic it lowered the validation loss by 0.05 and the tree detection AUC by 0.043-0.065 on
 # three seeds, and raised TSTR by 0.014-0.020 (docs/backbone-compact.md, "The rank embedding").
 RANK_EMBEDDING = True
 
