@@ -25,6 +25,10 @@ from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
 # On magic it lowered the validation loss by 0.05 and the tree detection AUC by 0.043-0.065 on
 # three seeds, and raised TSTR by 0.014-0.020 (docs/backbone-compact.md, "The rank embedding").
 RANK_EMBEDDING = True
+# Most tokens in a numeric slot: quantile bins of a binned column, the base of its offset digits.
+# 128 helped magic (SFT-only, three seeds: quality +0.014, tree detection -0.022) but not
+# shoppers, at 1.3-2.3x the SFT time; see docs/backbone-compact.md, "Fewer bins".
+MAX_BASE = 256
 
 
 class TabularLM:
@@ -34,7 +38,7 @@ class TabularLM:
     """
 
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
-                 model_config=None, max_base=256, sample_batch_size=4096, device=None, seed=0,
+                 model_config=None, max_base=MAX_BASE, sample_batch_size=4096, device=None, seed=0,
                  verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1,
                  rank_embedding=RANK_EMBEDDING):
         self.epochs = epochs

@@ -18,7 +18,7 @@ from sdv.single_table.base import BaseSingleTableSynthesizer
 
 from tabgraa_sdv.alignment import ADAPTERS, OBJECTIVES
 from tabgraa_sdv.devices import DataParallel, resolve_device
-from tabgraa_sdv.model import RANK_EMBEDDING, TabularLM
+from tabgraa_sdv.model import MAX_BASE, RANK_EMBEDDING, TabularLM
 from tabgraa_sdv.pretrained import TextLM, as_lora_config
 from tabgraa_sdv.rewards import REWARDS
 from tabgraa_sdv.sft import ANNEAL_EPOCHS
@@ -39,7 +39,8 @@ def _check_int(name, value, allow_none=False, minimum=1):
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        allowed = 'a positive integer' if minimum == 1 else 'a non-negative integer'
+        allowed = {0: 'a non-negative integer', 1: 'a positive integer'}.get(
+            minimum, f'an integer >= {minimum}')
         allowed += ' or None' if allow_none else ''
         raise ValueError(f'{name} must be {allowed}, got {value!r}.')
 
@@ -105,6 +106,13 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             quantile bin or offset digit), so neighbouring bins share what they learn; added
             into the plain embedding after SFT. Defaults to None: on for the compact backbone
             (docs/backbone-compact.md, "The rank embedding"); pretrained backbones have none.
+        max_base (int or None): most tokens of a numeric column's slot: a column with more
+            distinct values is written as a quantile bin (at most ``max_base`` of them) and
+            offset digits of base at most ``max_base``; fewer bins give each bin more rows to
+            learn from, at the cost of more digits per number and a longer SFT (128 is worth
+            trying on tables of many continuous columns; docs/backbone-compact.md, "Fewer
+            bins"). Pretrained backbones use it only to find a column's grid. Defaults to None
+            (256).
         lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
             instead of all weights, in SFT and alignment (a dict holds LoraConfig fields;
             defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters
@@ -149,12 +157,14 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
     def __setstate__(self, state):
         # A synthesizer pickled before resampling_factor existed sampled without resampling.
         # One pickled before rank_embedding existed was fitted without it.
-        self.__dict__.update({'resampling_factor': 1, 'rank_embedding': False, **state})
+        # One pickled before max_base existed was fitted with 256.
+        self.__dict__.update({'resampling_factor': 1, 'rank_embedding': False, 'max_base': 256,
+                              **state})
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  anneal_epochs=None, backbone='compact', model_config=None, rank_embedding=None,
-                 lora=None,
+                 max_base=None, lora=None,
                  permutation_rate=0.3, temperature=1.0, resampling_factor=1, rounds=3,
                  objective='tabgraa', reward='logodds', pool_size=8192, group_size=64, beta=1.0,
                  alignment_learning_rate=2e-5, quantile=0.5, adapter='lora', patience=2,
@@ -183,6 +193,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 'rank_embedding applies to the compact backbone\'s numeric tokens; a pretrained '
                 f'backbone ({backbone!r}) reads numbers as text. Leave it None.'
             )
+        _check_int('max_base', max_base, allow_none=True, minimum=2)
         _check_int('resampling_factor', resampling_factor)
         if not compact and resampling_factor != 1:
             raise ValueError(
@@ -244,6 +255,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.backbone = backbone
         self.model_config = model_config
         self.rank_embedding = rank_embedding
+        self.max_base = max_base
         self.lora = lora
         self.permutation_rate = permutation_rate
         self.temperature = temperature
@@ -301,6 +313,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 resampling_factor=self.resampling_factor,
                 rank_embedding=RANK_EMBEDDING if self.rank_embedding is None
                 else self.rank_embedding,
+                max_base=MAX_BASE if self.max_base is None else int(self.max_base),
                 device=self.device, seed=seed, verbose=self.verbose,
             )
         else:
@@ -308,6 +321,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 os.path.expanduser(os.fspath(self.backbone)), lora=self.lora,
                 epochs=self.epochs, batch_size=self.batch_size,
                 learning_rate=self.learning_rate, permutation_rate=self.permutation_rate,
+                **({} if self.max_base is None else {'max_base': int(self.max_base)}),
                 device=self.device, seed=seed, verbose=self.verbose,
             )
         alignment = None

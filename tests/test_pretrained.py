@@ -394,6 +394,15 @@ def test_pretrained_parameters_are_validated(backbone, mixed_metadata, tmp_path)
     TabGRAASynthesizer(mixed_metadata, backbone='owner/model-name.v2')
 
 
+def test_max_base_reaches_a_pretrained_backbones_grid(backbone, mixed_frame, mixed_metadata):
+    synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_text_kwargs(backbone, max_base=16))
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        synthesizer.fit(mixed_frame)
+    assert synthesizer._model.codec.grid.max_base == 16
+    assert synthesizer.get_parameters()['max_base'] == 16
+
+
 def test_an_unloadable_backbone_names_it_and_suggests_a_directory(mixed_frame, mixed_metadata,
                                                                   monkeypatch):
     from huggingface_hub import constants

@@ -217,6 +217,23 @@ def test_rank_embedding_reaches_the_model(mixed_frame, mixed_metadata, rank_embe
     assert len(synthesizer.sample(20)) == 20
 
 
+@pytest.mark.parametrize('max_base', [None, 8])
+def test_max_base_reaches_the_codec(mixed_frame, mixed_metadata, max_base):
+    from tabgraa_sdv.model import MAX_BASE
+
+    synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(epochs=1, max_base=max_base))
+    synthesizer.fit(mixed_frame)
+    codec = synthesizer._model.codec
+    assert codec.max_base == (MAX_BASE if max_base is None else max_base)
+    assert synthesizer.get_parameters()['max_base'] == max_base
+    # population spans a wide integer range: binned, with more offset digits at base 8
+    population = next(column for column in codec.columns if column.name == 'population')
+    assert population.base <= codec.max_base
+    sample = synthesizer.sample(50)
+    values = sample['population'].dropna()
+    assert values.between(mixed_frame['population'].min(), mixed_frame['population'].max()).all()
+
+
 def test_get_metadata_returns_the_metadata(fitted, mixed_metadata):
     metadata = fitted.get_metadata()
     assert isinstance(metadata, Metadata)
