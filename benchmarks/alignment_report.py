@@ -26,7 +26,8 @@ DEFAULT = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-
            'anneal_epochs': 3, 'code_revision': 2}
 BEFORE_FIX = {k: v for k, v in DEFAULT.items() if k != 'code_revision'}
 BEFORE_ANNEAL = {k: v for k, v in BEFORE_FIX.items() if k != 'anneal_epochs'}
-# The same settings on SFT models with the rank embedding (code revision 4, twelfth session).
+# The same settings on SFT models with the rank embedding (code revision 4; run in the
+# thirteenth session).
 RANK = {**DEFAULT, 'code_revision': 4}
 CONFIGS = {'rank': RANK, 'fix': DEFAULT, 'anneal': BEFORE_FIX, 'no_anneal': BEFORE_ANNEAL}
 # SFT-only rows carry only the SFT's own settings.
@@ -330,9 +331,13 @@ def main():
     results = pd.read_csv(RESULTS)
     history = pd.read_csv(HISTORY)
     if 'settings' in history:  # the plot shows the latest defaults that have rows
-        current = next((rows for rows in (history[history.settings == json.dumps(config)]
-                                          for config in (RANK, DEFAULT)) if len(rows)), None)
-        history = current if current is not None else history[history.settings.isna()]
+        for config in (RANK, DEFAULT):
+            current = history[history.settings == json.dumps(config)]
+            if len(current):
+                break
+        else:
+            current = history[history.settings.isna()]
+        history = current
     sweep_path = HISTORY.with_name('alignment_sweep_history.csv')
     sweep_history = pd.read_csv(sweep_path) if sweep_path.exists() else pd.DataFrame(
         columns=['settings', 'dataset', 'seed', 'round', 'detection_auc', 'mean_entropy'])

@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 from alignment import CODE_REVISION, add_resampling, append_rows, load_table, sft_synthesizer
+from capacity_probe import METRICS
 from sdgym_benchmark import machine_description
 from tabgraa_sdv.metrics import evaluate
 
 HERE = Path(__file__).parent
 RESULTS = HERE / 'results' / 'resampling_factor_probe.csv'
-METRICS = ('quality_score', 'tree_detection_auc', 'tstr_score', 'dcr_share', 'mia_auc')
 
 
 def main(argv=None):

@@ -28,7 +28,7 @@ HERE = Path(__file__).parent
 RESULTS = HERE / 'results' / 'target_curve_probe.csv'
 
 
-def curve(root, name, seed, epochs, options):
+def curve(root, name, seed, epochs, options, results=RESULTS):
     from tabgraa_sdv import TabGRAASynthesizer
     from tabgraa_sdv.backbone import (build_compact, compact_config, install_rank_embedding,
                                        slot_log_probs)
@@ -73,7 +73,7 @@ def curve(root, name, seed, epochs, options):
                'target_val_nll': float(target_nll.sum(1).mean()),
                'lm_target_auc': target_auc(synthesizer, train, usable, target),
                'epoch_seconds': time.perf_counter() - start, 'machine': machine_description()}
-        append_rows(RESULTS, [row])
+        append_rows(results, [row])
         print(f"{name} seed {seed} epoch {epoch}: val {row['val_loss']:.4f}  target nll "
               f"{row['target_val_nll']:.4f}  AUC {row['lm_target_auc']:.4f}", flush=True)
 
@@ -87,10 +87,11 @@ def main(argv=None):
     parser.add_argument('--options', default='{}',
                         help='JSON: {"synthesizer": {...}, "model_config": {...}, '
                              '"weight_decay": x}')
+    parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     for name in args.datasets:
         for seed in args.seeds:
-            curve(args.root, name, seed, args.epochs, json.loads(args.options))
+            curve(args.root, name, seed, args.epochs, json.loads(args.options), args.results)
 
 
 if __name__ == '__main__':

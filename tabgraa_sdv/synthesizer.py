@@ -305,6 +305,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
 
     def _fit(self, processed_data):
         seed = self.seed if self.seed is not None else int(pd.Timestamp.now().value % 2**31)
+        max_base = MAX_BASE if self.max_base is None else int(self.max_base)
         if isinstance(self.backbone, str) and self.backbone == 'compact':
             self._model = TabularLM(
                 epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
@@ -313,16 +314,14 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 resampling_factor=self.resampling_factor,
                 rank_embedding=RANK_EMBEDDING if self.rank_embedding is None
                 else self.rank_embedding,
-                max_base=MAX_BASE if self.max_base is None else int(self.max_base),
-                device=self.device, seed=seed, verbose=self.verbose,
+                max_base=max_base, device=self.device, seed=seed, verbose=self.verbose,
             )
         else:
             self._model = TextLM(
                 os.path.expanduser(os.fspath(self.backbone)), lora=self.lora,
                 epochs=self.epochs, batch_size=self.batch_size,
                 learning_rate=self.learning_rate, permutation_rate=self.permutation_rate,
-                **({} if self.max_base is None else {'max_base': int(self.max_base)}),
-                device=self.device, seed=seed, verbose=self.verbose,
+                max_base=max_base, device=self.device, seed=seed, verbose=self.verbose,
             )
         alignment = None
         if self.rounds:

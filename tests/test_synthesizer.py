@@ -226,7 +226,7 @@ def test_max_base_reaches_the_codec(mixed_frame, mixed_metadata, max_base):
     codec = synthesizer._model.codec
     assert codec.max_base == (MAX_BASE if max_base is None else max_base)
     assert synthesizer.get_parameters()['max_base'] == max_base
-    # population spans a wide integer range: binned, with more offset digits at base 8
+    # population spans a wide integer range: binned, its digits' base bounded by max_base
     population = next(column for column in codec.columns if column.name == 'population')
     assert population.base <= codec.max_base
     sample = synthesizer.sample(50)
