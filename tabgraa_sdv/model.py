@@ -40,8 +40,9 @@ class TabularLM:
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=MAX_BASE, sample_batch_size=4096, device=None, seed=0,
                  verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1,
-                 rank_embedding=RANK_EMBEDDING):
+                 rank_embedding=RANK_EMBEDDING, column_weights=None):
         self.epochs = epochs
+        self.column_weights = dict(column_weights or {})
         self.rank_embedding = rank_embedding
         self.resampling_factor = resampling_factor
         self.anneal_epochs = anneal_epochs
@@ -82,7 +83,8 @@ class TabularLM:
             self.codec.slot_column, self.codec.slot_position,
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             permutation_rate=self.permutation_rate, anneal_epochs=self.anneal_epochs,
-            seed=self.seed, device=self.device, verbose=self.verbose,
+            slot_weights=self.slot_weights(), seed=self.seed, device=self.device,
+            verbose=self.verbose,
         )
         fold_rank_embedding(self.model)  # a plain GPT-2 from here on
         self.alignment_history = []
@@ -91,6 +93,21 @@ class TabularLM:
         align_after_sft(self, tokens, train_index, val_index, alignment)
         self.fit_resampler(tokens)
         return self
+
+    def slot_weights(self):
+        """SFT's weight of each slot (``[n_slots]``): its column's in ``column_weights``, else 1;
+        None when no column is weighted, so the loss is the plain mean NLL per token."""
+        if not self.column_weights:
+            return None
+        names = self.codec.column_names
+        unknown = sorted(set(self.column_weights) - set(names))
+        if unknown:
+            raise ValueError(
+                f'column_weights names {unknown}, which the model does not write (its columns: '
+                f'{names}); weight only the table\'s modelled columns.'
+            )
+        column_weight = np.array([float(self.column_weights.get(name, 1.0)) for name in names])
+        return column_weight[self.codec.slot_column]
 
     def fit_resampler(self, tokens):
         """With ``resampling_factor > 1``: the classifier of :class:`RatioResampler`, from the

@@ -60,19 +60,21 @@ ANNEAL_EPOCHS, ANNEAL_FACTOR = 3, 1 / 3
 
 def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
               epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=0.01, patience=4,
-              permutation_rate=0.3, anneal_epochs=ANNEAL_EPOCHS, seed=0, device='cpu',
-              verbose=False):
+              permutation_rate=0.3, anneal_epochs=ANNEAL_EPOCHS, slot_weights=None, seed=0,
+              device='cpu', verbose=False):
     """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
 
     Returns a list of dicts, one per epoch: ``epoch``, ``phase`` ('sft' or 'anneal'),
     ``train_loss``, ``val_loss`` (mean negative log-likelihood per token). With validation rows
     the best epoch's weights are restored at the end and training stops after ``patience``
     epochs without improvement; when it stopped early, :func:`anneal_sft` follows.
+    ``slot_weights`` (``[slots]``, canonical order, or None for all 1) weight each slot's NLL in
+    the training and validation losses, which are then means per unit of weight.
     In a multi-process launch every batch is split between the processes
     (:class:`~tabgraa_sdv.devices.DataParallel`); all of them draw the same batches and orders.
     """
     run = _EpochRunner(model, train_tokens, val_tokens, layout, slot_column, slot_position,
-                       batch_size, permutation_rate, seed, device)
+                       batch_size, permutation_rate, seed, device, slot_weights)
     max_epochs = epochs if epochs is not None else default_epochs(len(run.train_data))
     optimizer, scheduler = run.optimizer(learning_rate, weight_decay, max_epochs)
     history = []
@@ -97,15 +99,15 @@ def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positio
                               slot_position, best_loss, first_epoch=len(history) + 1,
                               epochs=anneal_epochs, learning_rate=learning_rate * ANNEAL_FACTOR,
                               batch_size=batch_size, weight_decay=weight_decay,
-                              permutation_rate=permutation_rate, seed=seed, device=device,
-                              verbose=verbose)
+                              permutation_rate=permutation_rate, slot_weights=slot_weights,
+                              seed=seed, device=device, verbose=verbose)
     model.eval()
     return history
 
 
 def anneal_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, best_loss, *,
                first_epoch=1, epochs=3, learning_rate=1e-3, batch_size=512, weight_decay=0.01,
-               permutation_rate=0.3, seed=0, device='cpu', verbose=False):
+               permutation_rate=0.3, slot_weights=None, seed=0, device='cpu', verbose=False):
     """A few more epochs with the learning rate decaying to zero, from the early-stopped weights.
 
     Early stopping ends SFT while the cosine schedule, planned for many more epochs, is still
@@ -120,7 +122,7 @@ def anneal_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positi
     with torch.random.fork_rng(devices=forked):
         torch.manual_seed(seed + 1)
         run = _EpochRunner(model, train_tokens, val_tokens, layout, slot_column, slot_position,
-                           batch_size, permutation_rate, seed + 1, device)
+                           batch_size, permutation_rate, seed + 1, device, slot_weights)
         optimizer, scheduler = run.optimizer(learning_rate, weight_decay, epochs)
         best_state = copy.deepcopy(model.state_dict())
         history = []
@@ -138,8 +140,10 @@ class _EpochRunner:
     """One pass over the training rows in shuffled batches, then the validation loss."""
 
     def __init__(self, model, train_tokens, val_tokens, layout, slot_column, slot_position,
-                 batch_size, permutation_rate, seed, device):
+                 batch_size, permutation_rate, seed, device, slot_weights=None):
         self.model, self.layout = model, layout
+        self.slot_weights = (None if slot_weights is None else
+                             torch.as_tensor(slot_weights, dtype=torch.float32, device=device))
         self.slot_column, self.slot_position = slot_column, slot_position
         self.permutation_rate, self.device = permutation_rate, device
         self.parallel = DataParallel(device)
@@ -178,31 +182,47 @@ class _EpochRunner:
             if mine.stop > mine.start:
                 # This process's share of the batch's summed NLL over all the batch's tokens:
                 # summed over processes, the mean over the whole batch.
-                nll = -slot_log_probs(model, batch[mine], order[mine], self.layout).sum()
-                (nll / batch.numel()).backward()
+                nll = -weighted(slot_log_probs(model, batch[mine], order[mine], self.layout),
+                                self.slot_weights).sum()
+                (nll / weight_of(batch, self.slot_weights)).backward()
                 total += nll.item()
             parallel.sum_gradients(model.parameters())
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            count += batch.numel()
+            count += weight_of(batch, self.slot_weights)
         record = {'epoch': epoch, 'phase': phase, 'train_loss': parallel.sum(total) / count,
                   'val_loss': math.nan}
         if self.n_val:
             record['val_loss'] = evaluate_nll(model, self.val_data, self.val_orders, self.layout,
-                                              self.batch_size, parallel)
+                                              self.batch_size, parallel, self.slot_weights)
         return record
 
 
+def weighted(slot_values, slot_weights):
+    """``[rows, slots]`` per-slot values times the slots' weights (None: unweighted)."""
+    return slot_values if slot_weights is None else slot_values * slot_weights[None, :]
+
+
+def weight_of(tokens, slot_weights):
+    """Total weight of the slots of ``tokens`` (``[rows, slots]``): their count when
+    unweighted, so the loss stays the plain mean NLL per token."""
+    if slot_weights is None:
+        return tokens.numel()
+    return len(tokens) * float(slot_weights.sum())
+
+
 @torch.no_grad()
-def evaluate_nll(model, tokens, orders, layout, batch_size, parallel=None):
-    """Mean NLL per token of ``tokens`` (split between the processes of a launch)."""
+def evaluate_nll(model, tokens, orders, layout, batch_size, parallel=None, slot_weights=None):
+    """Mean NLL per token (per unit of weight, with ``slot_weights``) of ``tokens``, split
+    between the processes of a launch."""
     model.eval()
     parallel = parallel or DataParallel(tokens.device)
     mine = parallel.shard(len(tokens))
     tokens, orders = tokens[mine], orders[mine]
     total = 0.0
     for begin in range(0, len(tokens), batch_size):
-        total -= slot_log_probs(model, tokens[begin:begin + batch_size],
-                                orders[begin:begin + batch_size], layout).sum().item()
-    return parallel.sum(total) / (parallel.sum(tokens.numel()))
+        total -= weighted(slot_log_probs(model, tokens[begin:begin + batch_size],
+                                         orders[begin:begin + batch_size], layout),
+                          slot_weights).sum().item()
+    return parallel.sum(total) / parallel.sum(weight_of(tokens, slot_weights))

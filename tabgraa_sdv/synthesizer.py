@@ -6,6 +6,7 @@ categories; the model tokenizes, learns and samples it. Conditions are applied n
 sequence prefixes), so SDV's reject-sampling filter after ``_sample`` never drops a row.
 """
 
+import math
 import numbers
 import os
 import re
@@ -71,6 +72,28 @@ def _check_backbone(backbone):
         )
 
 
+def _check_column_weights(column_weights, columns):
+    """None, or a dict from columns of the table to positive finite numbers."""
+    if column_weights is None:
+        return
+    if not isinstance(column_weights, dict):
+        raise ValueError(
+            f'column_weights must be a dict of column name to weight, or None; got '
+            f'{column_weights!r}.'
+        )
+    for column, weight in column_weights.items():
+        if column not in columns:
+            raise ValueError(
+                f'column_weights names {column!r}, which is not a column of the metadata '
+                f'(columns: {columns}).'
+            )
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (
+                0 < weight < math.inf):
+            raise ValueError(
+                f'column_weights[{column!r}] must be a positive finite number, got {weight!r}.'
+            )
+
+
 def _check_fraction(name, value, low_inclusive=True):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (
         (0 <= value if low_inclusive else 0 < value) and value <= 1
@@ -113,6 +136,12 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             trying on tables of many continuous columns; docs/backbone-compact.md, "Fewer
             bins"). Pretrained backbones use it only to find a column's grid. Defaults to None
             (256).
+        column_weights (dict or None): compact backbone: weights of columns' terms in the SFT
+            loss (and its validation loss), ``{column: weight}``; the others weigh 1. A column
+            of one token (a category, a class) is a small share of a row's loss beside numbers
+            written in several tokens; weighting the column a downstream model predicts makes
+            SFT spend more on its conditional (docs/backbone-compact.md, "Weighting the
+            target"). Defaults to None (every token alike).
         lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
             instead of all weights, in SFT and alignment (a dict holds LoraConfig fields;
             defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters
@@ -158,13 +187,14 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         # A synthesizer pickled before resampling_factor existed sampled without resampling.
         # One pickled before rank_embedding existed was fitted without it.
         # One pickled before max_base existed was fitted with 256.
+        # One pickled before column_weights existed weighted every column alike.
         self.__dict__.update({'resampling_factor': 1, 'rank_embedding': False, 'max_base': 256,
-                              **state})
+                              'column_weights': None, **state})
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  anneal_epochs=None, backbone='compact', model_config=None, rank_embedding=None,
-                 max_base=None, lora=None,
+                 max_base=None, column_weights=None, lora=None,
                  permutation_rate=0.3, temperature=1.0, resampling_factor=1, rounds=3,
                  objective='tabgraa', reward='logodds', pool_size=8192, group_size=64, beta=1.0,
                  alignment_learning_rate=2e-5, quantile=0.5, adapter='lora', patience=2,
@@ -194,6 +224,11 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 f'backbone ({backbone!r}) reads numbers as text. Leave it None.'
             )
         _check_int('max_base', max_base, allow_none=True, minimum=2)
+        if column_weights is not None and not compact:
+            raise ValueError(
+                'column_weights weights the compact backbone\'s SFT loss; a pretrained backbone '
+                f'({backbone!r}) trains on text. Leave it None.'
+            )
         _check_int('resampling_factor', resampling_factor)
         if not compact and resampling_factor != 1:
             raise ValueError(
@@ -248,6 +283,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         resolve_device(device)  # fail early on a bad device name
         super().__init__(metadata, enforce_min_max_values=enforce_min_max_values,
                          enforce_rounding=enforce_rounding, locales=locales)
+        _check_column_weights(column_weights, list(self._get_table_metadata().columns))
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -256,6 +292,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.model_config = model_config
         self.rank_embedding = rank_embedding
         self.max_base = max_base
+        self.column_weights = column_weights
         self.lora = lora
         self.permutation_rate = permutation_rate
         self.temperature = temperature
@@ -314,7 +351,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 resampling_factor=self.resampling_factor,
                 rank_embedding=RANK_EMBEDDING if self.rank_embedding is None
                 else self.rank_embedding,
-                max_base=max_base, device=self.device, seed=seed, verbose=self.verbose,
+                max_base=max_base, column_weights=self.column_weights, device=self.device,
+                seed=seed, verbose=self.verbose,
             )
         else:
             self._model = TextLM(

@@ -234,6 +234,32 @@ def test_max_base_reaches_the_codec(mixed_frame, mixed_metadata, max_base):
     assert values.between(mixed_frame['population'].min(), mixed_frame['population'].max()).all()
 
 
+def test_column_weights_weight_every_slot_of_their_column(mixed_frame, mixed_metadata):
+    weights = {'color': 4.0, 'population': 0.5}
+    synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(epochs=1,
+                                                                   column_weights=weights))
+    synthesizer.fit(mixed_frame)
+    assert synthesizer.get_parameters()['column_weights'] == weights
+    lm = synthesizer._model
+    slot_weights = lm.slot_weights()
+    names = np.array(lm.codec.column_names)[lm.codec.slot_column]
+    assert (names == 'population').sum() > 1  # a number of several slots: all are weighted
+    expected = np.array([weights.get(name, 1.0) for name in names])
+    np.testing.assert_array_equal(slot_weights, expected)
+    assert len(synthesizer.sample(20)) == 20
+    # unweighted, SFT is the plain mean NLL per token
+    assert TabGRAASynthesizer(mixed_metadata, **tiny_kwargs()).column_weights is None
+
+
+def test_column_weights_of_a_column_the_model_does_not_write_fail_before_training():
+    from tabgraa_sdv.model import TabularLM
+
+    frame = pd.DataFrame({'x': np.arange(40.0), 'c': ['a', 'b'] * 20})
+    with pytest.raises(ValueError, match="column_weights names \\['y'\\]"):
+        TabularLM(epochs=1, model_config=dict(TINY_MODEL), device='cpu',
+                  column_weights={'y': 2.0}).fit(frame)
+
+
 def test_get_metadata_returns_the_metadata(fitted, mixed_metadata):
     metadata = fitted.get_metadata()
     assert isinstance(metadata, Metadata)
