@@ -308,14 +308,21 @@ def load_prepared(folder):
 # cells fitted before it run again and their rows are reported apart. 2: SFT's attention mask
 # for rows in a permuted column order (commit d3757a5). 3: SFT's epoch bound from 1.5 M to 3 M
 # row passes (tabgraa_sdv.sft.ROW_PASSES). 4: SFT with the rank embedding of numeric tokens
-# (tabgraa_sdv.model.RANK_EMBEDDING).
-TABGRAA_CODE_REVISION = 4
+# (tabgraa_sdv.model.RANK_EMBEDDING). 5: SFT weighs the table's target column TARGET_WEIGHT
+# times (TabGRAASynthesizer's column_weights), a setting of the harness, not a default.
+TABGRAA_CODE_REVISION = 5
+# SFT-only probes (benchmarks/capacity_probe.py, column_weights 4) raised TSTR on all six
+# magic and shoppers cells, by 0.004-0.045, with quality and tree detection about level
+# (docs/backbone-compact.md, "Weighting the target"); 16 on magic gained no more TSTR and
+# cost quality.
+TARGET_WEIGHT = 4
 
 
 def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, device=None,
                      code_revision=TABGRAA_CODE_REVISION):
     """``{'kind', 'kwargs', 'settings'}`` of one synthesizer: what is fit, with what.
-    ``code_revision`` only labels TabGRAA's settings (the report reads earlier revisions)."""
+    ``code_revision`` labels TabGRAA's settings and gives the harness settings of that revision
+    (the report reads earlier revisions' rows by them)."""
     if name == 'Real':
         return {'kind': 'real', 'kwargs': {}, 'settings': 'the real training rows'}
     if name == 'Uniform':
@@ -327,6 +334,8 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
         # slower): it is the setting for realism, chosen on benchmarks/alignment.py's rows.
         kwargs = {'rounds': 3 if name == 'TabGRAA' else 0, 'anneal_epochs': 3,
                   'resampling_factor': 4}
+        if code_revision >= 5:  # column_weights={<the table's target>: TARGET_WEIGHT}
+            kwargs['target_weight'] = TARGET_WEIGHT
         if quick:
             kwargs.update(TINY_TABGRAA)
             if name == 'TabGRAA':
@@ -370,6 +379,17 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
+def tabgraa_kwargs(spec):
+    """``TabGRAASynthesizer`` arguments of a cell: the spec's, with ``target_weight`` turned
+    into ``column_weights`` on the cell's target column (none when the table names no
+    target)."""
+    kwargs = dict(spec['kwargs'])
+    weight = kwargs.pop('target_weight', None)
+    if weight is not None and spec.get('target') is not None:
+        kwargs['column_weights'] = {spec['target']: weight}
+    return kwargs
+
+
 def make_sdgym_synthesizer(name, spec, seed):
     """An SDGym custom synthesizer class (``Custom:<name>``) for one cell."""
     from sdgym.synthesizers import create_single_table_synthesizer
@@ -387,7 +407,7 @@ def make_sdgym_synthesizer(name, spec, seed):
         if kind == 'tabgraa':
             from tabgraa_sdv import TabGRAASynthesizer
 
-            synthesizer = TabGRAASynthesizer(metadata, seed=seed, **kwargs)
+            synthesizer = TabGRAASynthesizer(metadata, seed=seed, **tabgraa_kwargs(spec))
             synthesizer.fit(data)
             # The per-round history, for the cell's kept_round: whether TabGRAA's scores differ
             # from TabGRAA-SFT's because a round was kept is otherwise guesswork.
@@ -777,7 +797,7 @@ def build_plan(args, tables):
                                     ddpm_steps=args.ddpm_steps, device=args.device)
             for seed in args.seeds:
                 plan.append(dict(
-                    spec, synthesizer=name, seed=seed, table_name=table.name,
+                    spec, synthesizer=name, seed=seed, table_name=table.name, target=table.target,
                     table_folder=str(folder), mode='quick' if args.quick else 'full',
                     max_rows='' if args.max_rows is None else str(args.max_rows),
                     metric_rows=args.metric_rows, threads=args.threads,

@@ -228,3 +228,21 @@ def test_report_latest_earlier_revision_stands_in_until_the_current_one_runs():
                          ('TabGRAA-SFT', 'alpha', revision - 2)]
     assert list(kept.index) == [0, 2, 5, 6, 7]
     assert list(earlier.index) == [1, 3, 4]
+
+
+def test_revision_5_weighs_the_cells_target_column_and_earlier_revisions_did_not():
+    current = bench.synthesizer_spec('TabGRAA')
+    assert current['kwargs']['target_weight'] == bench.TARGET_WEIGHT
+    assert f'target_weight={bench.TARGET_WEIGHT}' in current['settings']
+    cell = dict(current, target='income')
+    kwargs = bench.tabgraa_kwargs(cell)
+    assert kwargs['column_weights'] == {'income': bench.TARGET_WEIGHT}
+    assert 'target_weight' not in kwargs and kwargs['rounds'] == 3
+    # a table that names no target is not weighted
+    assert 'column_weights' not in bench.tabgraa_kwargs(dict(current, target=None))
+    # revision 4's settings, as its rows carry them, had no weight
+    earlier = bench.synthesizer_spec('TabGRAA-SFT', code_revision=4)
+    assert 'target_weight' not in earlier['kwargs']
+    assert earlier['settings'] == ('anneal_epochs=3; resampling_factor=4; rounds=0; '
+                                   'code revision 4')
+    assert 'column_weights' not in bench.tabgraa_kwargs(dict(earlier, target='income'))
