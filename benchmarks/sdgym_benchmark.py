@@ -541,6 +541,11 @@ def machine_description():
 
     text = (f'{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, '
             f'torch {torch.__version__}')
+    # The CPU kernels torch dispatches to (AVX2, AVX512, ...): recorded so that two runs of one
+    # cell whose sampled rows differ a little (docs/benchmarks.md) can be checked against them.
+    capability = getattr(torch.backends.cpu, 'get_cpu_capability', lambda: None)()
+    if capability:
+        text += f', {capability} kernels'
     if torch.cuda.is_available():
         text += f', {torch.cuda.get_device_name(0)}'
     return text
