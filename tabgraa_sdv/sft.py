@@ -177,6 +177,7 @@ class _EpochRunner:
         for begin in range(0, len(train_data), self.batch_size):
             batch = train_data[permutation[begin:begin + self.batch_size]]
             order = self._orders(len(batch))
+            batch_weight = weight_of(batch, self.slot_weights)
             mine = parallel.shard(len(batch))
             optimizer.zero_grad(set_to_none=True)
             if mine.stop > mine.start:
@@ -184,13 +185,13 @@ class _EpochRunner:
                 # summed over processes, the mean over the whole batch.
                 nll = -weighted(slot_log_probs(model, batch[mine], order[mine], self.layout),
                                 self.slot_weights).sum()
-                (nll / weight_of(batch, self.slot_weights)).backward()
+                (nll / batch_weight).backward()
                 total += nll.item()
             parallel.sum_gradients(model.parameters())
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
-            count += weight_of(batch, self.slot_weights)
+            count += batch_weight
         record = {'epoch': epoch, 'phase': phase, 'train_loss': parallel.sum(total) / count,
                   'val_loss': math.nan}
         if self.n_val:

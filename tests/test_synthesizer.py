@@ -247,11 +247,11 @@ def test_column_weights_weight_every_slot_of_their_column(mixed_frame, mixed_met
     expected = np.array([weights.get(name, 1.0) for name in names])
     np.testing.assert_array_equal(slot_weights, expected)
     assert len(synthesizer.sample(20)) == 20
-    # unweighted, SFT is the plain mean NLL per token
+    # by default no column is weighted
     assert TabGRAASynthesizer(mixed_metadata, **tiny_kwargs()).column_weights is None
 
 
-def test_column_weights_of_a_column_the_model_does_not_write_fail_before_training():
+def test_column_weights_of_a_column_the_model_does_not_write_raise_naming_it():
     from tabgraa_sdv.model import TabularLM
 
     frame = pd.DataFrame({'x': np.arange(40.0), 'c': ['a', 'b'] * 20})
