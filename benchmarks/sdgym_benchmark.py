@@ -310,7 +310,9 @@ def load_prepared(folder):
 # row passes (tabgraa_sdv.sft.ROW_PASSES). 4: SFT with the rank embedding of numeric tokens
 # (tabgraa_sdv.model.RANK_EMBEDDING). 5: SFT weighs the table's target column TARGET_WEIGHT
 # times (TabGRAASynthesizer's column_weights), a setting of the harness, not a default.
-TABGRAA_CODE_REVISION = 5
+# 6: on a classification table the target is also a label column (label_columns: redrawn
+# from a bagged gradient-boosting p(target | other columns)), again a harness setting.
+TABGRAA_CODE_REVISION = 6
 # SFT-only probes (benchmarks/capacity_probe.py, column_weights 4) raised TSTR on all six
 # magic and shoppers cells, by 0.004-0.045, with quality and tree detection about level
 # (docs/backbone-compact.md, "Weighting the target"); 16 on magic gained no more TSTR and
@@ -336,6 +338,8 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
                   'resampling_factor': 4}
         if code_revision >= 5:  # column_weights={<the table's target>: TARGET_WEIGHT}
             kwargs['target_weight'] = TARGET_WEIGHT
+        if code_revision >= 6:  # label_columns=[<the table's target>] when it is a class
+            kwargs['label_target'] = True
         if quick:
             kwargs.update(TINY_TABGRAA)
             if name == 'TabGRAA':
@@ -381,12 +385,17 @@ def seed_everything(seed):
 
 def tabgraa_kwargs(spec):
     """``TabGRAASynthesizer`` arguments of a cell: the spec's, with ``target_weight`` turned
-    into ``column_weights`` on the cell's target column (none when the table names no
-    target)."""
+    into ``column_weights`` on the cell's target column, and ``label_target`` into
+    ``label_columns=[target]`` when the table's task is not regression (neither when the table
+    names no target)."""
     kwargs = dict(spec['kwargs'])
     weight = kwargs.pop('target_weight', None)
-    if weight is not None and spec.get('target') is not None:
-        kwargs['column_weights'] = {spec['target']: weight}
+    label = kwargs.pop('label_target', False)
+    target = spec.get('target')
+    if weight is not None and target is not None:
+        kwargs['column_weights'] = {target: weight}
+    if label and target is not None and spec.get('task') != 'regression':
+        kwargs['label_columns'] = [target]
     return kwargs
 
 
@@ -803,6 +812,7 @@ def build_plan(args, tables):
             for seed in args.seeds:
                 plan.append(dict(
                     spec, synthesizer=name, seed=seed, table_name=table.name, target=table.target,
+                    task=table.task,
                     table_folder=str(folder), mode='quick' if args.quick else 'full',
                     max_rows='' if args.max_rows is None else str(args.max_rows),
                     metric_rows=args.metric_rows, threads=args.threads,

@@ -16,6 +16,7 @@ from tabgraa_sdv.backbone import (SlotLayout, build_compact, compact_config, fol
                                   install_rank_embedding, slot_log_probs)
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
+from tabgraa_sdv.labels import LabelModel
 from tabgraa_sdv.resampling import MIN_RESAMPLING_ROWS, RESAMPLER_ROWS, RatioResampler
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
 from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
@@ -40,8 +41,9 @@ class TabularLM:
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=MAX_BASE, sample_batch_size=4096, device=None, seed=0,
                  verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1,
-                 rank_embedding=RANK_EMBEDDING, column_weights=None):
+                 rank_embedding=RANK_EMBEDDING, column_weights=None, label_columns=None):
         self.epochs = epochs
+        self.label_columns = list(label_columns or [])
         self.column_weights = dict(column_weights or {})
         self.rank_embedding = rank_embedding
         self.resampling_factor = resampling_factor
@@ -60,6 +62,7 @@ class TabularLM:
         self.history = []
         self.alignment_history = []
         self.resampler = None
+        self.label_model = None
         self._generator = None
 
     # ----------------------------------------------------------------------------- fitting
@@ -70,6 +73,10 @@ class TabularLM:
             raise ValueError('The training data has no rows.')
         self.codec = ColumnarCodec(max_base=self.max_base).fit(data)
         tokens = self.codec.encode(data)
+        # Built (and its columns checked) before training, fitted after alignment.
+        label_model = (LabelModel(self.codec, self.label_columns, seed=self.seed)
+                       if self.label_columns else None)
+        self.label_model = None
         config = compact_config(self.codec.vocab_size, self.codec.n_slots, len(data),
                                 **self.model_config)
         self.model = build_compact(config, seed=self.seed).to(self.device)
@@ -91,6 +98,9 @@ class TabularLM:
         from tabgraa_sdv.alignment import align_after_sft
 
         align_after_sft(self, tokens, train_index, val_index, alignment)
+        # The labels' classifiers learn from every real row, like the resampler's; neither
+        # enters the language model's loss.
+        self.label_model = label_model.fit(tokens) if label_model is not None else None
         self.fit_resampler(tokens)
         return self
 
@@ -123,9 +133,18 @@ class TabularLM:
             n = min(len(tokens), RESAMPLER_ROWS)
             real = tokens[np.random.default_rng(self.seed).choice(len(tokens), n, replace=False)]
             self.set_random_state(self.seed + 2)  # apart from the alignment pools' stream
+            # The classifier learns the ratio against the rows it will choose among: with
+            # label columns, those carry redrawn labels.
+            model_rows = self.relabel(self.sample_token_rows(n), self._generator)
             self.resampler = RatioResampler(self.codec, self.resampling_factor, self.seed).fit(
-                real, self.sample_token_rows(n))
+                real, model_rows)
         self.set_random_state(self.seed)
+
+    def relabel(self, tokens, generator, fixed_slots=()):
+        """``tokens`` with the label columns redrawn (see ``labels.py``); unchanged without."""
+        if self.label_model is None:
+            return tokens
+        return self.label_model.redraw(tokens, generator, fixed_slots)
 
     def align(self, train_tokens, holdout_tokens, reward='logodds', user_reward=None,
               record=False, **options):
@@ -197,6 +216,7 @@ class TabularLM:
                     else np.tile(prefix_tokens[chunk], (factor, 1)),
                     temperature=temperature, batch_size=self.sample_batch_size,
                     generator=generator, device=self.device)
+                tokens = self.relabel(tokens, generator, prefix_slots)
                 chunks.append(tokens if factor == 1 else self.resampler.choose(tokens, generator))
                 bar.update(chunk.stop - chunk.start)
             return np.concatenate(chunks)
@@ -261,7 +281,8 @@ class TabularLM:
     def __setstate__(self, state):
         generator_state = state.pop('_generator_state', None)
         # Models pickled before resampling existed sample without it.
-        state = {'resampler': None, 'resampling_factor': 1, 'rank_embedding': False, **state}
+        state = {'resampler': None, 'resampling_factor': 1, 'rank_embedding': False,
+                 'label_model': None, 'label_columns': [], **state}
         self.__dict__.update(state)
         self.device = torch.device(state['device'])
         if self.device.type == 'cuda' and not torch.cuda.is_available():

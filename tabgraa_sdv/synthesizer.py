@@ -94,6 +94,29 @@ def _check_column_weights(column_weights, columns):
             )
 
 
+def _check_label_columns(label_columns, columns):
+    """None, or a list (or tuple) of distinct column names of the table."""
+    if label_columns is None:
+        return
+    if isinstance(label_columns, str):
+        raise ValueError(
+            f'label_columns must be a list of column names, or None; got the string '
+            f'{label_columns!r}. For one column write [{label_columns!r}].'
+        )
+    if not isinstance(label_columns, (list, tuple)):
+        raise ValueError(
+            f'label_columns must be a list of column names, or None; got {label_columns!r}.'
+        )
+    for column in label_columns:
+        if column not in columns:
+            raise ValueError(
+                f'label_columns names {column!r}, which is not a column of the metadata '
+                f'(columns: {columns}).'
+            )
+    if len(set(label_columns)) != len(label_columns):
+        raise ValueError(f'label_columns names a column twice: {list(label_columns)}.')
+
+
 def _check_fraction(name, value, low_inclusive=True):
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not (
         (0 <= value if low_inclusive else 0 < value) and value <= 1
@@ -142,6 +165,15 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             written in several tokens; weighting the column a downstream model predicts makes
             SFT spend more on its conditional (docs/backbone-compact.md, "Weighting the
             target"). Defaults to None (every token alike).
+        label_columns (list or None): compact backbone: columns a downstream model will
+            predict (a classification target). After the language model writes a row, each
+            is redrawn from ``p(column | the other columns)`` estimated by a bagged
+            gradient-boosting classifier fitted on the training rows; conditions given at
+            sampling are kept. Raises train-on-synthetic utility where the language model's
+            own conditional is weaker (docs/backbone-compact.md, "Label columns"). Each must be
+            written as one token: categorical, boolean, or a number with at most
+            ``max_base`` distinct values. Adds the classifiers' fit to ``fit`` and their
+            predictions to sampling. Defaults to None.
         lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
             instead of all weights, in SFT and alignment (a dict holds LoraConfig fields;
             defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters
@@ -188,13 +220,14 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         # One pickled before rank_embedding existed was fitted without it.
         # One pickled before max_base existed was fitted with 256.
         # One pickled before column_weights existed weighted every column alike.
+        # One pickled before label_columns existed redrew no column.
         self.__dict__.update({'resampling_factor': 1, 'rank_embedding': False, 'max_base': 256,
-                              'column_weights': None, **state})
+                              'column_weights': None, 'label_columns': None, **state})
 
     def __init__(self, metadata, enforce_min_max_values=True, enforce_rounding=True,
                  locales=['en_US'], epochs=None, batch_size=512, learning_rate=3e-3,
                  anneal_epochs=None, backbone='compact', model_config=None, rank_embedding=None,
-                 max_base=None, column_weights=None, lora=None,
+                 max_base=None, column_weights=None, label_columns=None, lora=None,
                  permutation_rate=0.3, temperature=1.0, resampling_factor=1, rounds=3,
                  objective='tabgraa', reward='logodds', pool_size=8192, group_size=64, beta=1.0,
                  alignment_learning_rate=2e-5, quantile=0.5, adapter='lora', patience=2,
@@ -228,6 +261,11 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             raise ValueError(
                 'column_weights weights the compact backbone\'s SFT loss; a pretrained backbone '
                 f'({backbone!r}) trains on text. Leave it None.'
+            )
+        if label_columns is not None and not compact:
+            raise ValueError(
+                'label_columns redraws tokens of the compact backbone\'s columnar rows; a '
+                f'pretrained backbone ({backbone!r}) writes text. Leave it None.'
             )
         _check_int('resampling_factor', resampling_factor)
         if not compact and resampling_factor != 1:
@@ -284,6 +322,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         super().__init__(metadata, enforce_min_max_values=enforce_min_max_values,
                          enforce_rounding=enforce_rounding, locales=locales)
         _check_column_weights(column_weights, list(self._get_table_metadata().columns))
+        _check_label_columns(label_columns, list(self._get_table_metadata().columns))
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -293,6 +332,7 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         self.rank_embedding = rank_embedding
         self.max_base = max_base
         self.column_weights = column_weights
+        self.label_columns = label_columns
         self.lora = lora
         self.permutation_rate = permutation_rate
         self.temperature = temperature
@@ -351,7 +391,8 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
                 resampling_factor=self.resampling_factor,
                 rank_embedding=RANK_EMBEDDING if self.rank_embedding is None
                 else self.rank_embedding,
-                max_base=max_base, column_weights=self.column_weights, device=self.device,
+                max_base=max_base, column_weights=self.column_weights,
+                label_columns=self.label_columns, device=self.device,
                 seed=seed, verbose=self.verbose,
             )
         else:

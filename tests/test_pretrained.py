@@ -382,6 +382,8 @@ def test_pretrained_parameters_are_validated(backbone, mixed_metadata, tmp_path)
         TabGRAASynthesizer(mixed_metadata, backbone=backbone, rank_embedding=False)
     with pytest.raises(ValueError, match='column_weights weights the compact backbone'):
         TabGRAASynthesizer(mixed_metadata, backbone=backbone, column_weights={'color': 2.0})
+    with pytest.raises(ValueError, match='label_columns redraws tokens of the compact'):
+        TabGRAASynthesizer(mixed_metadata, backbone=backbone, label_columns=['color'])
     with pytest.raises(ValueError, match='lora'):
         TabGRAASynthesizer(mixed_metadata, backbone=backbone, lora={'rank_of_adapter': 3})
     with pytest.raises(ValueError, match='lora'):

@@ -231,13 +231,14 @@ def test_report_latest_earlier_revision_stands_in_until_the_current_one_runs():
 
 
 def test_revision_5_weighs_the_cells_target_column_and_earlier_revisions_did_not():
-    current = bench.synthesizer_spec('TabGRAA')
+    current = bench.synthesizer_spec('TabGRAA', code_revision=5)
     assert current['kwargs']['target_weight'] == bench.TARGET_WEIGHT
     assert f'target_weight={bench.TARGET_WEIGHT}' in current['settings']
-    cell = dict(current, target='income')
+    cell = dict(current, target='income', task='classification')
     kwargs = bench.tabgraa_kwargs(cell)
     assert kwargs['column_weights'] == {'income': bench.TARGET_WEIGHT}
     assert 'target_weight' not in kwargs and kwargs['rounds'] == 3
+    assert 'label_columns' not in kwargs  # revision 6's
     # a table that names no target is not weighted
     assert 'column_weights' not in bench.tabgraa_kwargs(dict(current, target=None))
     # revision 4's settings, as its rows carry them, had no weight
@@ -246,3 +247,16 @@ def test_revision_5_weighs_the_cells_target_column_and_earlier_revisions_did_not
     assert earlier['settings'] == ('anneal_epochs=3; resampling_factor=4; rounds=0; '
                                    'code revision 4')
     assert 'column_weights' not in bench.tabgraa_kwargs(dict(earlier, target='income'))
+
+
+def test_revision_6_makes_a_classification_target_a_label_column():
+    current = bench.synthesizer_spec('TabGRAA-SFT')
+    assert bench.TABGRAA_CODE_REVISION == 6 and current['kwargs']['label_target'] is True
+    assert 'label_target=true' in current['settings']
+    kwargs = bench.tabgraa_kwargs(dict(current, target='income', task='classification'))
+    assert kwargs['label_columns'] == ['income'] and 'label_target' not in kwargs
+    assert kwargs['column_weights'] == {'income': bench.TARGET_WEIGHT}
+    # a regression target (beijing's pm2.5) is weighted but not redrawn; no target, neither
+    kwargs = bench.tabgraa_kwargs(dict(current, target='pm2.5', task='regression'))
+    assert 'label_columns' not in kwargs and kwargs['column_weights'] == {'pm2.5': 4}
+    assert 'label_columns' not in bench.tabgraa_kwargs(dict(current, target=None))

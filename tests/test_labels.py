@@ -1,0 +1,157 @@
+"""Label columns (labels.py, ``label_columns`` of the synthesizer)."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import MIXED_SDTYPES, check_save_load_samples_the_same, tiny_kwargs
+from sdv.sampling import Condition
+
+from tabgraa_sdv import TabGRAASynthesizer
+from tabgraa_sdv.codec import ColumnarCodec
+from tabgraa_sdv.labels import LabelModel
+
+
+def noisy_label_table(n_rows=4000, seed=0):
+    """``y`` is 'yes' with probability 0.2 where ``x < 50`` and 0.8 where ``x >= 50``."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 100, n_rows)
+    y = np.where(rng.random(n_rows) < np.where(x < 50, 0.2, 0.8), 'yes', 'no')
+    return pd.DataFrame({'x': x, 'colour': rng.choice(['red', 'blue'], n_rows), 'y': y})
+
+
+@pytest.fixture(scope='module')
+def labelled():
+    table = noisy_label_table()
+    codec = ColumnarCodec().fit(table)
+    tokens = codec.encode(table)
+    return table, codec, tokens, LabelModel(codec, ['y'], seed=0).fit(tokens)
+
+
+def test_probabilities_estimate_the_conditional_not_a_sharpened_one(labelled):
+    table, codec, tokens, model = labelled
+    p, codes = model.probabilities(tokens, 0)
+    yes = list(codec.columns[2].values).index('yes')
+    p_yes = p[:, list(codes).index(yes)]
+    low = table['x'].to_numpy() < 50
+    # Calibrated: the mean estimate in each half is the true 0.2 / 0.8, and the estimate
+    # of each row is near it (a bootstrap's overconfident fits push rows towards 0 and 1).
+    assert abs(p_yes[low].mean() - 0.2) < 0.03 and abs(p_yes[~low].mean() - 0.8) < 0.03
+    assert np.abs(p_yes - np.where(low, 0.2, 0.8)).mean() < 0.08
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+def test_redraw_samples_the_label_from_the_conditional_and_nothing_else(labelled):
+    table, codec, tokens, model = labelled
+    label_slot = codec.slots_of(['y'])[0]
+    scrambled = tokens.copy()
+    scrambled[:, label_slot] = codec.slot_start[label_slot]  # every row says the first value
+    redrawn = model.redraw(scrambled, torch.Generator().manual_seed(0))
+    others = np.arange(codec.n_slots) != label_slot
+    np.testing.assert_array_equal(redrawn[:, others], scrambled[:, others])
+    decoded = codec.decode(redrawn)
+    low = (decoded['x'] < 50).to_numpy()
+    p, codes = model.probabilities(scrambled, 0)
+    p_yes = p[:, list(codes).index(list(codec.columns[2].values).index('yes'))]
+    # Sampled, not the argmax: each half's share of 'yes' is its mean estimate (about 0.2
+    # and 0.8), up to three standard errors of ~2,000 draws.
+    for half in (low, ~low):
+        assert abs((decoded.loc[half, 'y'] == 'yes').mean() - p_yes[half].mean()) < 0.03
+    # One uniform per row from the generator: the same seed draws the same labels.
+    np.testing.assert_array_equal(
+        redrawn, model.redraw(scrambled, torch.Generator().manual_seed(0)))
+    # A label given as a condition (its slot fixed) is kept.
+    np.testing.assert_array_equal(
+        model.redraw(scrambled, torch.Generator().manual_seed(1), fixed_slots=[label_slot]),
+        scrambled)
+
+
+def test_a_label_with_one_value_in_the_training_rows_stays_that_value():
+    table = noisy_label_table(200).assign(y='yes')
+    codec = ColumnarCodec().fit(table)
+    tokens = codec.encode(table)
+    model = LabelModel(codec, ['y']).fit(tokens)
+    assert (codec.decode(model.redraw(tokens, torch.Generator().manual_seed(0)))['y']
+            == 'yes').all()
+
+
+def test_label_model_rejects_a_column_of_several_tokens_or_one_it_does_not_write():
+    table = noisy_label_table(1000).assign(wide=np.random.default_rng(0).integers(0, 10**6, 1000))
+    codec = ColumnarCodec().fit(table)
+    with pytest.raises(ValueError, match="column 'wide' is written as 3 tokens"):
+        LabelModel(codec, ['wide'])
+    with pytest.raises(ValueError, match="names 'nope'"):
+        LabelModel(codec, ['nope'])
+
+
+@pytest.fixture(scope='module')
+def label_synthesizer(mixed_frame, mixed_metadata):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        synthesizer = TabGRAASynthesizer(
+            mixed_metadata, **tiny_kwargs(label_columns=['color'], resampling_factor=2))
+        synthesizer.fit(mixed_frame)
+    return synthesizer
+
+
+def test_synthesizer_with_label_columns_samples_reproducibly_and_keeps_conditions(
+        label_synthesizer, tmp_path):
+    assert label_synthesizer.get_parameters()['label_columns'] == ['color']
+    assert label_synthesizer._model.label_model.columns == ['color']
+    label_synthesizer.reset_sampling()
+    first = label_synthesizer.sample(150)
+    label_synthesizer.reset_sampling()
+    pd.testing.assert_frame_equal(first, label_synthesizer.sample(150))
+    assert list(first.columns) == list(MIXED_SDTYPES)
+    conditioned = label_synthesizer.sample_from_conditions(
+        [Condition({'color': 'green'}, num_rows=40)])
+    assert len(conditioned) == 40 and (conditioned['color'] == 'green').all()
+    check_save_load_samples_the_same(label_synthesizer, tmp_path / 'labels.pkl', 50)
+
+
+def test_label_columns_change_only_the_labels_of_the_same_language_model_rows(
+        label_synthesizer):
+    lm = label_synthesizer._model
+    lm.set_random_state(3)
+    rows = lm.sample_token_rows(200)
+    redrawn = lm.relabel(rows, torch.Generator().manual_seed(0))
+    slot = lm.codec.slots_of(['color'])[0]
+    others = np.arange(lm.codec.n_slots) != slot
+    np.testing.assert_array_equal(redrawn[:, others], rows[:, others])
+    assert (redrawn[:, slot] != rows[:, slot]).any()
+
+
+def test_label_model_holds_classifiers_not_rows(label_synthesizer, mixed_frame):
+    model = label_synthesizer._model.label_model
+    arrays = [v for v in vars(model).values() if isinstance(v, np.ndarray)]
+    assert arrays == []
+    fits, codes = model.models[0]
+    assert len(fits) == 5 and len(codes) <= 4  # the colours and the missing value
+
+
+def test_a_model_pickled_before_label_columns_existed_samples_as_without_them(fitted):
+    state, model_state = dict(fitted.__getstate__()), fitted._model.__getstate__()
+    del state['label_columns'], model_state['label_model'], model_state['label_columns']
+    old = TabGRAASynthesizer.__new__(TabGRAASynthesizer)
+    old.__setstate__(state)
+    old._model = type(fitted._model).__new__(type(fitted._model))
+    old._model.__setstate__(model_state)
+    assert old.get_parameters()['label_columns'] is None and old._model.label_model is None
+    old.reset_sampling()
+    fitted.reset_sampling()
+    pd.testing.assert_frame_equal(old.sample(40), fitted.sample(40))
+
+
+def test_a_label_column_of_several_tokens_is_refused_at_fit_before_training(
+        mixed_frame, mixed_metadata, monkeypatch):
+    import tabgraa_sdv.model as model_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError('SFT ran before the label columns were checked')
+
+    monkeypatch.setattr(model_module, 'train_sft', no_training)
+    synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(label_columns=['population']))
+    with pytest.raises(ValueError, match="label_columns: column 'population'"):
+        synthesizer.fit(mixed_frame)
