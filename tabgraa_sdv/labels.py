@@ -7,10 +7,14 @@ gradient-boosting model's on tables like magic and shoppers (docs/benchmarks.md,
 stands"), and neither longer training, more bins, a wider model nor a loss weight closed the gap.
 
 So for a *label column* the language model writes the row as usual and the label's token is then
-redrawn from ``p_hat(label | the row's other columns)``: the mean of ``n_models`` bootstrap
-``HistGradientBoostingClassifier`` fits on the real training rows, with early stopping. The
-bagged mean is better calibrated than one fit; sampling from it (not taking its argmax) keeps
-the label's marginal and its noise, so the joint stays a sample, not a cleaned-up table.
+redrawn from ``p_hat(label | the row's other columns)``: the mean of ``n_models``
+``HistGradientBoostingClassifier`` fits, each on a random 80% of the real training rows, with
+early stopping on held-out rows. The mean of several fits ranks rows better than one fit.
+Subsamples, not bootstraps: a bootstrap's repeated rows fall on both sides of early stopping's
+validation split, so its fits stop late, come out overconfident and shift the label's
+marginal (docs/backbone-compact.md, "Label columns"). Sampling from ``p_hat`` (not taking its
+argmax) keeps the label's marginal and its noise: the joint stays a sample, not a cleaned-up
+table.
 
 Features are the token grid's (the same :class:`tabgraa_sdv.rewards.TokenFeatures` as the
 rewards and the resampler), so no decoding happens. Like the resampler, the fitted trees hold
@@ -23,8 +27,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from tabgraa_sdv import rewards as R
 
-# Bootstrap fits averaged into p_hat: on magic, 5 raised the TSTR of relabelled real rows from
-# 0.915 (one fit) to 0.922; see docs/backbone-compact.md, "Label columns".
+# Fits averaged into p_hat, and the share of the rows each one learns from.
 N_MODELS = 5
 SUBSAMPLE = 0.8
 
@@ -36,14 +39,16 @@ class LabelModel:
         codec: the fitted :class:`tabgraa_sdv.codec.ColumnarCodec`.
         columns: names of the label columns; each must be written as one token (a categorical
             or boolean column, or a number with at most ``max_base`` distinct values).
-        n_models: bootstrap fits averaged per label column.
-        seed: seed of the bootstraps and the classifiers.
+        n_models: fits averaged per label column (1: one fit on every row).
+        bootstrap: draw each fit's rows with replacement (as many as there are) instead of
+            a subsample; kept for the comparison in ``benchmarks/label_probe.py``.
+        seed: seed of the subsamples and the classifiers.
     """
 
-    def __init__(self, codec, columns, n_models=N_MODELS, seed=0):
+    def __init__(self, codec, columns, n_models=N_MODELS, bootstrap=False, seed=0):
         self.features = R.TokenFeatures(codec)
         self.codec, self.columns = codec, list(columns)
-        self.n_models, self.seed = n_models, seed
+        self.n_models, self.bootstrap, self.seed = n_models, bootstrap, seed
         names = codec.column_names
         self.index, self.slot = [], []
         for name in self.columns:
@@ -75,11 +80,19 @@ class LabelModel:
             fits = []
             if len(np.unique(y)) > 1:
                 for m in range(self.n_models):
-                    rows = (rng.choice(len(y), int(SUBSAMPLE * len(y)), replace=False)
-                            if self.n_models > 1 else np.arange(len(y)))
+                    rows = self._rows(len(y), rng)
+                    if len(np.unique(y[rows])) < 2:  # a rare label missed by the draw
+                        rows = np.arange(len(y))
                     fits.append(self._classifier(others, m).fit(X[rows][:, others], y[rows]))
             self.models.append((fits, np.unique(y)))
         return self
+
+    def _rows(self, n, rng):
+        if self.n_models == 1:
+            return np.arange(n)
+        if self.bootstrap:
+            return rng.choice(n, n)
+        return rng.choice(n, int(SUBSAMPLE * n), replace=False)
 
     def _others(self, c):
         return np.flatnonzero(np.arange(len(self.codec.columns)) != c)

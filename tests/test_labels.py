@@ -8,6 +8,7 @@ import pytest
 import torch
 from conftest import MIXED_SDTYPES, check_save_load_samples_the_same, tiny_kwargs
 from sdv.sampling import Condition
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv.codec import ColumnarCodec
@@ -155,3 +156,19 @@ def test_a_label_column_of_several_tokens_is_refused_at_fit_before_training(
     synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(label_columns=['population']))
     with pytest.raises(ValueError, match="label_columns: column 'population'"):
         synthesizer.fit(mixed_frame)
+
+
+def test_each_fit_learns_from_a_subsample_a_bootstrap_or_every_row(labelled, monkeypatch):
+    table, codec, tokens, _ = labelled
+    seen = []
+    original = HistGradientBoostingClassifier.fit
+
+    def spy(self, X, y):
+        seen.append(len(X))
+        return original(self, X, y)
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, 'fit', spy)
+    LabelModel(codec, ['y'], n_models=2).fit(tokens)
+    LabelModel(codec, ['y'], n_models=2, bootstrap=True).fit(tokens)
+    LabelModel(codec, ['y'], n_models=1).fit(tokens)
+    assert seen == [3200, 3200, 4000, 4000, 4000]  # 80% without replacement; n with; all
