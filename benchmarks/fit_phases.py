@@ -7,12 +7,17 @@ each ``--options`` JSON) in this one process, after the harness's ``seed_everyth
 prints the whole fit's seconds beside those of ``train_sft``, ``align_after_sft`` and
 ``fit_resampler``, with SFT's epochs and the alignment rounds run. No SDGym, no child process:
 set against the harness's ``fit_seconds`` it separates the model's time from the harness's.
+
+``--tracemalloc`` fits with Python's allocation tracing on, as SDGym 0.15.1's ``_synthesize``
+does around every synthesizer's fit and sample (to report peak memory): tracing slows code that
+allocates many Python objects, so the harness's fit times are those of a slower machine.
 """
 
 import argparse
 import json
 import sys
 import time
+import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -47,6 +52,8 @@ def main(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--options', nargs='+', default=['{}'],
                         help='JSON overrides of the harness settings, one fit each')
+    parser.add_argument('--tracemalloc', action='store_true',
+                        help="trace Python allocations during each fit, as SDGym's harness does")
     args = parser.parse_args(argv)
     warnings.simplefilter('ignore')
     folder = args.root / args.dataset
@@ -62,11 +69,15 @@ def main(argv=None):
         times.clear()
         synthesizer = TabGRAASynthesizer(metadata, seed=args.seed,
                                          **{**HARNESS, **json.loads(options)})
+        if args.tracemalloc:
+            tracemalloc.start()
         start = time.perf_counter()
         synthesizer.fit(train)
         total = time.perf_counter() - start
+        tracemalloc.stop()
         loss = synthesizer.get_loss_values()
-        print(f'{args.dataset} seed {args.seed} {options}: fit {total:.1f} s; '
+        traced = ' (tracemalloc)' if args.tracemalloc else ''
+        print(f'{args.dataset} seed {args.seed} {options}{traced}: fit {total:.1f} s; '
               + ', '.join(f'{name} {seconds:.1f} s' for name, seconds in times.items())
               + f"; SFT epochs {int((loss['Phase'] == 'sft').sum())} (+ "
               f"{int((loss['Phase'] == 'anneal').sum())} anneal); alignment rounds "
