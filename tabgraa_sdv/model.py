@@ -280,7 +280,7 @@ class TabularLM:
 
     def __setstate__(self, state):
         generator_state = state.pop('_generator_state', None)
-        # Models pickled before resampling existed sample without it.
+        # Models pickled before resampling or label columns existed sample without them.
         state = {'resampler': None, 'resampling_factor': 1, 'rank_embedding': False,
                  'label_model': None, 'label_columns': [], **state}
         self.__dict__.update(state)
