@@ -47,7 +47,8 @@ def _load_metadata(path, data, table_name):
 
 # Options of `fit` and `demo` passed to TabGRAASynthesizer under the same name when given.
 MODEL_OPTIONS = ('epochs', 'anneal_epochs', 'batch_size', 'learning_rate', 'backbone', 'rounds',
-                 'objective', 'reward', 'alignment_learning_rate', 'resampling_factor', 'device')
+                 'objective', 'reward', 'alignment_learning_rate', 'resampling_factor',
+                 'label_columns', 'device')
 
 
 def _model_kwargs(args):
@@ -187,6 +188,11 @@ def build_parser():
         p.add_argument('--resampling-factor', dest='resampling_factor', type=int,
                        help='compact backbone: candidate rows per sampled row, one kept by '
                             'estimated density ratio (default: 1, off)')
+        p.add_argument('--label-column', dest='label_columns', action='append',
+                       metavar='COLUMN',
+                       help='compact backbone: a column a downstream model predicts, redrawn '
+                            'from a gradient-boosting model of it given the other columns '
+                            '(repeat for several; default: none)')
         p.add_argument('--objective', choices=OBJECTIVE_CHOICES,
                        help='alignment objective (default: tabgraa)')
         p.add_argument('--reward', choices=REWARD_CHOICES,

@@ -21,8 +21,8 @@ def model(table):
     path = table / 'model.pkl'
     code = main(['fit', str(table / 'data.csv'), '-o', str(path), '--epochs', '1',
                  '--anneal-epochs', '2', '--rounds', '0', '--objective', 'dpo', '--reward', 'realism',
-                 '--learning-rate', '0.002', '--resampling-factor', '2', '--device', 'cpu',
-                 '--quiet'])
+                 '--learning-rate', '0.002', '--resampling-factor', '2', '--label-column',
+                 'member', '--device', 'cpu', '--quiet'])
     assert code == 0
     return path
 
@@ -31,7 +31,8 @@ def test_fit_passes_its_options_to_the_synthesizer(model):
     parameters = TabGRAASynthesizer.load(model).get_parameters()
     assert (parameters['epochs'], parameters['anneal_epochs'], parameters['rounds'],
             parameters['objective'], parameters['reward'], parameters['learning_rate'],
-            parameters['resampling_factor']) == (1, 2, 0, 'dpo', 'realism', 0.002, 2)
+            parameters['resampling_factor'], parameters['label_columns']) == (
+        1, 2, 0, 'dpo', 'realism', 0.002, 2, ['member'])
 
 
 def test_sample_writes_rows_that_meet_the_conditions(model, table, capsys):
