@@ -78,14 +78,14 @@ class LabelModel:
         for c, slot in zip(self.index, self.slot):
             y = np.asarray(tokens)[:, slot] - self.codec.slot_start[slot]
             others = self._others(c)
-            fits = []
-            if len(np.unique(y)) > 1:
+            codes, fits = np.unique(y), []
+            if len(codes) > 1:
                 for m in range(self.n_models):
                     rows = self._rows(len(y), rng)
                     if len(np.unique(y[rows])) < 2:  # a rare label missed by the draw
                         rows = np.arange(len(y))
                     fits.append(self._classifier(others, m).fit(X[rows][:, others], y[rows]))
-            self.models.append((fits, np.unique(y)))
+            self.models.append((fits, codes))
         return self
 
     def _rows(self, n, rng):

@@ -72,6 +72,16 @@ def _check_backbone(backbone):
         )
 
 
+def _check_metadata_columns(name, named, columns):
+    """Each of ``named`` (a parameter's column names) is a column of the metadata."""
+    for column in named:
+        if column not in columns:
+            raise ValueError(
+                f'{name} names {column!r}, which is not a column of the metadata '
+                f'(columns: {columns}).'
+            )
+
+
 def _check_column_weights(column_weights, columns):
     """None, or a dict from columns of the table to positive finite numbers."""
     if column_weights is None:
@@ -81,12 +91,8 @@ def _check_column_weights(column_weights, columns):
             f'column_weights must be a dict of column name to weight, or None; got '
             f'{column_weights!r}.'
         )
+    _check_metadata_columns('column_weights', column_weights, columns)
     for column, weight in column_weights.items():
-        if column not in columns:
-            raise ValueError(
-                f'column_weights names {column!r}, which is not a column of the metadata '
-                f'(columns: {columns}).'
-            )
         if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not (
                 0 < weight < math.inf):
             raise ValueError(
@@ -107,12 +113,7 @@ def _check_label_columns(label_columns, columns):
         raise ValueError(
             f'label_columns must be a list of column names, or None; got {label_columns!r}.'
         )
-    for column in label_columns:
-        if column not in columns:
-            raise ValueError(
-                f'label_columns names {column!r}, which is not a column of the metadata '
-                f'(columns: {columns}).'
-            )
+    _check_metadata_columns('label_columns', label_columns, columns)
     if len(set(label_columns)) != len(label_columns):
         raise ValueError(f'label_columns names a column twice: {list(label_columns)}.')
 
