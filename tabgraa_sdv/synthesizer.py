@@ -167,14 +167,15 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             SFT spend more on its conditional (docs/backbone-compact.md, "Weighting the
             target"). Defaults to None (every token alike).
         label_columns (list or None): compact backbone: columns a downstream model will
-            predict (a classification target). After the language model writes a row, each
-            is redrawn from ``p(column | the other columns)`` estimated by a bagged
-            gradient-boosting classifier fitted on the training rows; conditions given at
-            sampling are kept. Raises train-on-synthetic utility where the language model's
-            own conditional is weaker (docs/backbone-compact.md, "Label columns"). Each must be
-            written as one token: categorical, boolean, or a number with at most
-            ``max_base`` distinct values. Adds the classifiers' fit to ``fit`` and their
-            predictions to sampling. Defaults to None.
+            predict (a classification or regression target). After the language model writes
+            a row, each is redrawn from ``p(column | the other columns)`` estimated on the
+            training rows: by a bagged gradient-boosting classifier for a column written as
+            one token (categorical, boolean, or a number of few values), by a bagged
+            gradient-boosting regressor plus a residual of the data's for a number written in
+            several tokens (a missing value stays missing). Conditions given at sampling are
+            kept. Raises train-on-synthetic utility where the language model's own
+            conditional is weaker (docs/backbone-compact.md, "Label columns"). Adds the
+            models' fit to ``fit`` and their predictions to sampling. Defaults to None.
         lora (None, dict or peft.LoraConfig): pretrained backbones only: train LoRA adapters
             instead of all weights, in SFT and alignment (a dict holds LoraConfig fields;
             defaults r=8, lora_alpha=16, every linear layer). Saving then stores the adapters

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import MIXED_SDTYPES, check_save_load_samples_the_same, tiny_kwargs
 from sdv.sampling import Condition
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv.codec import ColumnarCodec
@@ -78,13 +78,103 @@ def test_a_label_with_one_value_in_the_training_rows_stays_that_value():
             == 'yes').all()
 
 
-def test_label_model_rejects_a_column_of_several_tokens_or_one_it_does_not_write():
+def test_label_model_rejects_a_column_it_does_not_write_and_a_bootstrapped_number():
     table = noisy_label_table(1000).assign(wide=np.random.default_rng(0).integers(0, 10**6, 1000))
     codec = ColumnarCodec().fit(table)
-    with pytest.raises(ValueError, match="column 'wide' is written as 3 tokens"):
-        LabelModel(codec, ['wide'])
     with pytest.raises(ValueError, match="names 'nope'"):
         LabelModel(codec, ['nope'])
+    with pytest.raises(ValueError, match="column 'wide' is a number written in several"):
+        LabelModel(codec, ['wide'], bootstrap=True)
+
+
+def noisy_number_table(n_rows=6000, seed=0):
+    """``y = 10,000 + 100 x + noise`` with the noise's sd ``20 + 4 x`` (heteroscedastic), and a
+    tenth of ``y`` missing; ``y`` spans thousands of grid points, so it takes several tokens."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 100, n_rows)
+    y = np.rint(10_000 + 100 * x + rng.normal(0, 20 + 4 * x)).astype(float)
+    y[rng.random(n_rows) < 0.1] = np.nan
+    return pd.DataFrame({'x': x, 'colour': rng.choice(['red', 'blue'], n_rows), 'y': y})
+
+
+@pytest.fixture(scope='module')
+def numeric_labelled():
+    table = noisy_number_table()
+    codec = ColumnarCodec().fit(table)
+    tokens = codec.encode(table)
+    assert len(codec.slots_of(['y'])) > 1
+    return table, codec, tokens, LabelModel(codec, ['y'], seed=0).fit(tokens)
+
+
+def test_a_number_is_redrawn_from_its_conditional_mean_and_spread(numeric_labelled):
+    table, codec, tokens, model = numeric_labelled
+    slots = codec.slots_of(['y'])
+    scrambled = tokens.copy()
+    present = ~table['y'].isna().to_numpy()
+    # Every present value becomes the column's smallest: the redraw must not lean on it.
+    scrambled[np.ix_(present, slots)] = codec.encode(table.assign(y=table['y'].min()))[
+        np.ix_(present, slots)]
+    redrawn = model.redraw(scrambled, torch.Generator().manual_seed(0))
+    others = ~np.isin(np.arange(codec.n_slots), slots)
+    np.testing.assert_array_equal(redrawn[:, others], scrambled[:, others])
+    y = codec.decode(redrawn)['y'].to_numpy()
+    # A missing value stays missing, and only it.
+    np.testing.assert_array_equal(np.isnan(y), ~present)
+    x = table['x'].to_numpy()
+    for lo, hi in ((0, 20), (40, 60), (80, 100)):
+        rows = present & (x >= lo) & (x < hi)
+        mean = 10_000 + 100 * x[rows].mean()
+        # Within the band the true spread is the noise's plus x's (100 per unit of x).
+        spread = np.sqrt(np.mean((20 + 4 * x[rows]) ** 2) + 100**2 * x[rows].var())
+        assert abs(y[rows].mean() - mean) < 0.1 * spread
+        assert 0.8 * spread < y[rows].std() < 1.25 * spread
+    # The residual, not just the prediction: at fixed x the spread grows with x (sd 20 + 4x).
+    resid = y - (10_000 + 100 * x)
+    low, high = present & (x < 20), present & (x >= 80)
+    assert resid[high].std() > 2.5 * resid[low].std()
+
+
+def test_a_number_label_is_kept_where_it_is_a_condition_and_is_reproducible(numeric_labelled):
+    table, codec, tokens, model = numeric_labelled
+    slots = codec.slots_of(['y'])
+    np.testing.assert_array_equal(
+        model.redraw(tokens, torch.Generator().manual_seed(0), fixed_slots=slots), tokens)
+    first = model.redraw(tokens, torch.Generator().manual_seed(1))
+    np.testing.assert_array_equal(first, model.redraw(tokens, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="'y' is a number, regressed"):
+        model.probabilities(tokens, 0)
+
+
+def test_a_number_label_holds_quantiles_not_rows_and_fits_on_folds(numeric_labelled,
+                                                                   monkeypatch):
+    table, codec, tokens, model = numeric_labelled
+    numeric = model.models[0]
+    assert len(numeric.fits) == 5
+    # Its arrays are the residual quantiles of 20 bands and the band edges: sizes of their own,
+    # whatever the number of rows.
+    assert numeric.residuals.shape == (20, 201) and numeric.band_edges.shape == (19,)
+    seen = []
+    original = HistGradientBoostingRegressor.fit
+
+    def spy(self, X, y):
+        seen.append(len(X))
+        return original(self, X, y)
+
+    monkeypatch.setattr(HistGradientBoostingRegressor, 'fit', spy)
+    LabelModel(codec, ['y'], n_models=2).fit(tokens)
+    LabelModel(codec, ['y'], n_models=1).fit(tokens)
+    n = int((~table['y'].isna()).sum())
+    assert seen == [n // 2, n - n // 2, n - n // 2] or seen == [n - n // 2, n // 2, n // 2]
+
+
+def test_a_label_model_pickled_before_number_labels_existed_redraws_as_before(labelled):
+    table, codec, tokens, model = labelled
+    state = dict(vars(model))
+    del state['numeric']
+    old = LabelModel.__new__(LabelModel)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.redraw(tokens, torch.Generator().manual_seed(0)),
+                                  model.redraw(tokens, torch.Generator().manual_seed(0)))
 
 
 @pytest.fixture(scope='module')
@@ -145,17 +235,23 @@ def test_a_model_pickled_before_label_columns_existed_samples_as_without_them(fi
     pd.testing.assert_frame_equal(old.sample(40), fitted.sample(40))
 
 
-def test_a_label_column_of_several_tokens_is_refused_at_fit_before_training(
-        mixed_frame, mixed_metadata, monkeypatch):
-    import tabgraa_sdv.model as model_module
-
-    def no_training(*args, **kwargs):
-        raise AssertionError('SFT ran before the label columns were checked')
-
-    monkeypatch.setattr(model_module, 'train_sft', no_training)
-    synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(label_columns=['population']))
-    with pytest.raises(ValueError, match="label_columns: column 'population'"):
+def test_a_number_label_column_samples_reproducibly_within_its_range(
+        mixed_frame, mixed_metadata):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        synthesizer = TabGRAASynthesizer(
+            mixed_metadata, **tiny_kwargs(label_columns=['population']))
         synthesizer.fit(mixed_frame)
+    synthesizer.reset_sampling()
+    first = synthesizer.sample(200)
+    synthesizer.reset_sampling()
+    pd.testing.assert_frame_equal(first, synthesizer.sample(200))
+    population = first['population']
+    assert population.between(mixed_frame['population'].min(),
+                              mixed_frame['population'].max()).all()
+    # The regressor's residuals carry the spread: population is independent of the others, so
+    # its redrawn values span most of the range rather than sitting at a prediction.
+    assert population.std() > 0.5 * mixed_frame['population'].std()
 
 
 def test_each_fit_learns_from_a_subsample_a_bootstrap_or_every_row(labelled, monkeypatch):
