@@ -13,9 +13,11 @@
   bootstrap fits.
 * ``source=sft``: the cached SFT synthesizer of ``benchmarks/alignment.py``
   (``sft_synthesizer``: rounds=0, the anneal, the current code revision's cache), with the
-  harness's ``resampling_factor=4`` (``alignment.add_resampling``), sampled as many rows as the
-  training split, without and with the default label model. The resampler is refitted for each,
-  as ``fit`` does it, on the model's rows with their labels redrawn.
+  harness's ``resampling_factor=4`` (``alignment.add_resampling``; ``--factors`` for others),
+  sampled as many rows as the training split, without and with the default label model.
+  Rows written before ``--factors`` existed have no ``resampling_factor``: they used 4. The
+  resampler is refitted for each, as ``fit`` does it, on the model's rows with their labels
+  redrawn.
 
 ``label_share`` is the share of the target's most common training value in the rows, beside
 ``real_label_share``, the training rows' own: how far a variant moves the label's marginal. A
@@ -24,6 +26,7 @@ no bootstrap variant.
 """
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
@@ -48,6 +51,10 @@ def main(argv=None):
     parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument('--results', type=Path, default=RESULTS)
+    parser.add_argument('--factors', nargs='+', type=int, default=[4],
+                        help='resampling factors of the SFT rows (each a row of its own)')
+    parser.add_argument('--sft-only', action='store_true',
+                        help='skip the real rows relabelled (the ceiling)')
     args = parser.parse_args(argv)
     for name in args.datasets:
         train, test, metadata, info = load_table(args.root, name)
@@ -74,7 +81,7 @@ def main(argv=None):
             synthesizer, _ = sft_synthesizer(args.root, name, seed, anneal_epochs=3)
             lm = synthesizer._model
             tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
-            for variant, options in VARIANTS.items():
+            for variant, options in ({} if args.sft_only else VARIANTS).items():
                 if regression and options.get('bootstrap'):
                     continue  # a number's regression fits use folds, never bootstraps
                 start = time.perf_counter()
@@ -84,17 +91,17 @@ def main(argv=None):
                 frame = synthesizer._data_processor.reverse_transform(lm.codec.decode(redrawn))
                 record({'dataset': name, 'seed': seed, 'source': 'real', 'variant': variant,
                         'label_fit_seconds': fit_seconds}, frame)
-            for variant in ('none', '5 subsamples'):
+            for variant, factor in itertools.product(('none', '5 subsamples'), args.factors):
                 start = time.perf_counter()
                 lm.label_model = (None if variant == 'none' else
                                   LabelModel(lm.codec, [target], seed=seed).fit(tokens))
                 fit_seconds = time.perf_counter() - start
-                add_resampling(synthesizer, tokens, 4)
+                add_resampling(synthesizer, tokens, factor)
                 synthesizer.reset_sampling()
                 start = time.perf_counter()
                 synthetic = synthesizer.sample(len(train))
                 record({'dataset': name, 'seed': seed, 'source': 'sft', 'variant': variant,
-                        'label_fit_seconds': fit_seconds,
+                        'resampling_factor': factor, 'label_fit_seconds': fit_seconds,
                         'sample_seconds': time.perf_counter() - start}, synthetic)
             lm.label_model = None
 
