@@ -209,7 +209,8 @@ class NumericLabel:
                                          output_distribution='normal',
                                          random_state=self.seed).fit(k[:, None])
         z = self.scale.transform(k[:, None])[:, 0]
-        # n_models fits on n_models folds (at least 2, so every row has an out-of-fold one).
+        # One fit per fold left out, of max(2, n_models) folds: with n_models >= 2 every row
+        # gets an out-of-fold prediction; with 1, the half its fit left out.
         folds = KFold(max(2, self.n_models), shuffle=True, random_state=self.seed)
         predicted = np.full(len(z), np.nan)
         for m, (fit_rows, held_out) in enumerate(folds.split(X)):
@@ -222,9 +223,8 @@ class NumericLabel:
             predicted[held_out] = model.predict(X[held_out])
         scored = ~np.isnan(predicted)
         predicted, residual = predicted[scored], (z - predicted)[scored]
-        inner = np.quantile(predicted, np.linspace(0, 1, RESIDUAL_BANDS + 1)[1:-1])
-        self.band_edges = inner
-        band = np.searchsorted(inner, predicted, side='right')
+        self.band_edges = np.quantile(predicted, np.linspace(0, 1, RESIDUAL_BANDS + 1)[1:-1])
+        band = np.searchsorted(self.band_edges, predicted, side='right')
         levels = np.linspace(0, 1, RESIDUAL_QUANTILES)
         self.residuals = np.stack([
             np.quantile(residual[band == b], levels) if (band == b).any()

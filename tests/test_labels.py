@@ -23,6 +23,18 @@ def noisy_label_table(n_rows=4000, seed=0):
     return pd.DataFrame({'x': x, 'colour': rng.choice(['red', 'blue'], n_rows), 'y': y})
 
 
+def record_fit_sizes(monkeypatch, estimator):
+    """A list that gets the row count of every ``estimator.fit`` call from now on."""
+    seen, original = [], estimator.fit
+
+    def spy(self, X, y):
+        seen.append(len(X))
+        return original(self, X, y)
+
+    monkeypatch.setattr(estimator, 'fit', spy)
+    return seen
+
+
 @pytest.fixture(scope='module')
 def labelled():
     table = noisy_label_table()
@@ -153,14 +165,7 @@ def test_a_number_label_holds_quantiles_not_rows_and_fits_on_folds(numeric_label
     # Its arrays are the residual quantiles of 20 bands and the band edges: sizes of their own,
     # whatever the number of rows.
     assert numeric.residuals.shape == (20, 201) and numeric.band_edges.shape == (19,)
-    seen = []
-    original = HistGradientBoostingRegressor.fit
-
-    def spy(self, X, y):
-        seen.append(len(X))
-        return original(self, X, y)
-
-    monkeypatch.setattr(HistGradientBoostingRegressor, 'fit', spy)
+    seen = record_fit_sizes(monkeypatch, HistGradientBoostingRegressor)
     LabelModel(codec, ['y'], n_models=2).fit(tokens)
     LabelModel(codec, ['y'], n_models=1).fit(tokens)
     n = int((~table['y'].isna()).sum())
@@ -256,14 +261,7 @@ def test_a_number_label_column_samples_reproducibly_within_its_range(
 
 def test_each_fit_learns_from_a_subsample_a_bootstrap_or_every_row(labelled, monkeypatch):
     table, codec, tokens, _ = labelled
-    seen = []
-    original = HistGradientBoostingClassifier.fit
-
-    def spy(self, X, y):
-        seen.append(len(X))
-        return original(self, X, y)
-
-    monkeypatch.setattr(HistGradientBoostingClassifier, 'fit', spy)
+    seen = record_fit_sizes(monkeypatch, HistGradientBoostingClassifier)
     LabelModel(codec, ['y'], n_models=2).fit(tokens)
     LabelModel(codec, ['y'], n_models=2, bootstrap=True).fit(tokens)
     LabelModel(codec, ['y'], n_models=1).fit(tokens)
