@@ -249,14 +249,20 @@ def test_revision_5_weighs_the_cells_target_column_and_earlier_revisions_did_not
     assert 'column_weights' not in bench.tabgraa_kwargs(dict(earlier, target='income'))
 
 
-def test_revision_6_makes_a_classification_target_a_label_column():
+def test_revision_7_weighs_and_labels_a_classification_target_only():
     current = bench.synthesizer_spec('TabGRAA-SFT')
-    assert bench.TABGRAA_CODE_REVISION == 6 and current['kwargs']['label_target'] is True
+    assert bench.TABGRAA_CODE_REVISION == 7 and current['kwargs']['label_target'] is True
     assert 'label_target=true' in current['settings']
+    assert current['settings'].endswith('code revision 7')
+    # revision 6's settings string differs only in its revision: its rows stay apart
+    assert current['settings'].replace('revision 7', 'revision 6') == bench.synthesizer_spec(
+        'TabGRAA-SFT', code_revision=6)['settings']
     kwargs = bench.tabgraa_kwargs(dict(current, target='income', task='classification'))
     assert kwargs['label_columns'] == ['income'] and 'label_target' not in kwargs
     assert kwargs['column_weights'] == {'income': bench.TARGET_WEIGHT}
-    # a regression target (beijing's pm2.5) is weighted but not redrawn; no target, neither
+    # a regression target (beijing's pm2.5) is neither weighted nor redrawn
     kwargs = bench.tabgraa_kwargs(dict(current, target='pm2.5', task='regression'))
-    assert 'label_columns' not in kwargs and kwargs['column_weights'] == {'pm2.5': 4}
-    assert 'label_columns' not in bench.tabgraa_kwargs(dict(current, target=None))
+    assert 'label_columns' not in kwargs and 'column_weights' not in kwargs
+    assert kwargs == {'rounds': 0, 'anneal_epochs': 3, 'resampling_factor': 4}
+    no_target = bench.tabgraa_kwargs(dict(current, target=None))
+    assert 'label_columns' not in no_target and 'column_weights' not in no_target
