@@ -1,0 +1,112 @@
+"""Is a seeded fit the same in every process? Fingerprints of repeated fits.
+
+    python benchmarks/repro_probe.py adult --seed 2 --runs 2 \\
+        --options '{"rounds": 0, "column_weights": {"income": 4}, "label_columns": ["income"]}'
+
+Fits ``TabGRAASynthesizer`` with the harness's settings (``anneal_epochs=3,
+resampling_factor=4``, ``rounds=3`` unless ``--options`` says otherwise) ``--runs`` times, each in
+a fresh Python process (with ``PYTHONHASHSEED`` = the run's index, so string hashing differs
+between runs), after the harness's ``seed_everything``. Each run prints and appends to
+``benchmarks/results/repro_probe.csv`` the MD5 (first 10 hex digits) of the fitted weights, of
+SFT's per-epoch losses, of the alignment history and of ``--sample-rows`` sampled rows. Equal
+fingerprints across runs: the fit is reproducible in a plain process. ``--tracemalloc`` fits
+with Python's allocation tracing on, as SDGym 0.15.1 does.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / 'results' / 'repro_probe.csv'
+HARNESS = {'rounds': 3, 'anneal_epochs': 3, 'resampling_factor': 4}
+
+
+def fingerprint(data):
+    return hashlib.md5(data).hexdigest()[:10]
+
+
+def fit_once(args):
+    """One fit in this process; the row of fingerprints."""
+    sys.path.insert(0, str(HERE))
+    import torch
+    from sdgym_benchmark import machine_description, seed_everything
+    from sdv.metadata import Metadata
+
+    from tabgraa_sdv import TabGRAASynthesizer
+
+    warnings.simplefilter('ignore')
+    folder = args.root / args.dataset
+    train = pd.read_csv(folder / 'train.csv')
+    if args.max_rows and len(train) > args.max_rows:
+        train = train.sample(args.max_rows, random_state=0).reset_index(drop=True)
+    metadata = Metadata.load_from_json(folder / 'metadata.json')
+    options = {**HARNESS, **json.loads(args.options)}
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    synthesizer = TabGRAASynthesizer(metadata, seed=args.seed, **options)
+    if args.tracemalloc:
+        tracemalloc.start()
+    start = time.perf_counter()
+    synthesizer.fit(train)
+    fit_seconds = time.perf_counter() - start
+    tracemalloc.stop()
+    model = synthesizer._model
+    weights = hashlib.md5()
+    for _, tensor in sorted(model.model.state_dict().items()):
+        weights.update(tensor.detach().cpu().numpy().tobytes())
+    return {
+        'dataset': args.dataset, 'seed': args.seed, 'options': json.dumps(options, sort_keys=True),
+        'rows': len(train), 'tracemalloc': args.tracemalloc,
+        'python_hash_seed': os.environ.get('PYTHONHASHSEED', ''),
+        'weights': weights.hexdigest()[:10],
+        'sft_history': fingerprint(
+            json.dumps(model.history, sort_keys=True, default=float).encode()),
+        'alignment_history': fingerprint(
+            synthesizer.get_alignment_history().to_csv(index=False).encode()),
+        'sample': fingerprint(synthesizer.sample(args.sample_rows).to_csv(index=False).encode()),
+        'fit_seconds': round(fit_seconds, 1), 'machine': machine_description(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('dataset')
+    parser.add_argument('--root', type=Path, default=HERE.parent.parent / 'shared' / 'datasets')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--options', default='{}', help='JSON overrides of the harness settings')
+    parser.add_argument('--runs', type=int, default=2)
+    parser.add_argument('--max-rows', type=int, default=None, help='seeded subsample of train.csv')
+    parser.add_argument('--sample-rows', type=int, default=5000)
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--tracemalloc', action='store_true')
+    parser.add_argument('--results', type=Path, default=RESULTS)
+    parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(fit_once(args)))
+        return
+    child_args = list(argv if argv is not None else sys.argv[1:])
+    for run in range(args.runs):
+        env = dict(os.environ, PYTHONHASHSEED=str(run))
+        out = subprocess.run([sys.executable, __file__, *child_args, '--child'], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        print(', '.join(f'{k}={v}' for k, v in row.items() if k not in ('machine', 'options')),
+              flush=True)
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame([row]).to_csv(args.results, mode='a', index=False,
+                                   header=not args.results.exists())
+
+
+if __name__ == '__main__':
+    main()
