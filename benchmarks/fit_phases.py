@@ -40,12 +40,27 @@ def timed(times, name, function):
     return wrapper
 
 
+def harness_fit(metadata, train, seed, options, trace=False):
+    """``TabGRAASynthesizer`` fitted as a harness cell fits it (``HARNESS`` updated with
+    ``options``, after ``seed_everything``), with Python's allocation tracing on during
+    ``fit`` when ``trace``: ``(synthesizer, fit seconds)``."""
+    from tabgraa_sdv import TabGRAASynthesizer
+
+    seed_everything(seed)
+    synthesizer = TabGRAASynthesizer(metadata, seed=seed, **{**HARNESS, **options})
+    if trace:
+        tracemalloc.start()
+    start = time.perf_counter()
+    synthesizer.fit(train)
+    seconds = time.perf_counter() - start
+    tracemalloc.stop()
+    return synthesizer, seconds
+
+
 def main(argv=None):
     import tabgraa_sdv.alignment as alignment
     import tabgraa_sdv.model as model
     from sdv.metadata import Metadata
-    from tabgraa_sdv import TabGRAASynthesizer
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('dataset')
     parser.add_argument('--root', type=Path, default=HERE.parent.parent / 'shared' / 'datasets')
@@ -65,16 +80,9 @@ def main(argv=None):
     alignment.align_after_sft = timed(times, 'align', alignment.align_after_sft)
     model.TabularLM.fit_resampler = timed(times, 'resampler', model.TabularLM.fit_resampler)
     for options in args.options:
-        seed_everything(args.seed)
         times.clear()
-        synthesizer = TabGRAASynthesizer(metadata, seed=args.seed,
-                                         **{**HARNESS, **json.loads(options)})
-        if args.tracemalloc:
-            tracemalloc.start()
-        start = time.perf_counter()
-        synthesizer.fit(train)
-        total = time.perf_counter() - start
-        tracemalloc.stop()
+        synthesizer, total = harness_fit(metadata, train, args.seed, json.loads(options),
+                                         args.tracemalloc)
         loss = synthesizer.get_loss_values()
         traced = ' (tracemalloc)' if args.tracemalloc else ''
         print(f'{args.dataset} seed {args.seed} {options}{traced}: fit {total:.1f} s; '

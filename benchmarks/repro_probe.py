@@ -19,8 +19,6 @@ import json
 import os
 import subprocess
 import sys
-import time
-import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -28,7 +26,8 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / 'results' / 'repro_probe.csv'
-HARNESS = {'rounds': 3, 'anneal_epochs': 3, 'resampling_factor': 4}
+sys.path.insert(0, str(HERE))
+from fit_phases import HARNESS, harness_fit  # noqa: E402
 
 
 def fingerprint(data):
@@ -37,12 +36,9 @@ def fingerprint(data):
 
 def fit_once(args):
     """One fit in this process; the row of fingerprints."""
-    sys.path.insert(0, str(HERE))
     import torch
-    from sdgym_benchmark import machine_description, seed_everything
+    from sdgym_benchmark import machine_description
     from sdv.metadata import Metadata
-
-    from tabgraa_sdv import TabGRAASynthesizer
 
     warnings.simplefilter('ignore')
     folder = args.root / args.dataset
@@ -50,22 +46,16 @@ def fit_once(args):
     if args.max_rows and len(train) > args.max_rows:
         train = train.sample(args.max_rows, random_state=0).reset_index(drop=True)
     metadata = Metadata.load_from_json(folder / 'metadata.json')
-    options = {**HARNESS, **json.loads(args.options)}
+    options = json.loads(args.options)
     torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
-    synthesizer = TabGRAASynthesizer(metadata, seed=args.seed, **options)
-    if args.tracemalloc:
-        tracemalloc.start()
-    start = time.perf_counter()
-    synthesizer.fit(train)
-    fit_seconds = time.perf_counter() - start
-    tracemalloc.stop()
+    synthesizer, fit_seconds = harness_fit(metadata, train, args.seed, options, args.tracemalloc)
     model = synthesizer._model
     weights = hashlib.md5()
     for _, tensor in sorted(model.model.state_dict().items()):
         weights.update(tensor.detach().cpu().numpy().tobytes())
     return {
-        'dataset': args.dataset, 'seed': args.seed, 'options': json.dumps(options, sort_keys=True),
+        'dataset': args.dataset, 'seed': args.seed,
+        'options': json.dumps({**HARNESS, **options}, sort_keys=True),
         'rows': len(train), 'tracemalloc': args.tracemalloc,
         'python_hash_seed': os.environ.get('PYTHONHASHSEED', ''),
         'weights': weights.hexdigest()[:10],
