@@ -40,6 +40,19 @@ def timed(times, name, function):
     return wrapper
 
 
+def time_phases():
+    """Wrap SFT, alignment and the resampler's fit so that each call's seconds land in the
+    returned dict (``sft``, ``align``, ``resampler``); ``fit`` looks these up when it runs."""
+    import tabgraa_sdv.alignment as alignment
+    import tabgraa_sdv.model as model
+
+    times = {}
+    model.train_sft = timed(times, 'sft', model.train_sft)
+    alignment.align_after_sft = timed(times, 'align', alignment.align_after_sft)
+    model.TabularLM.fit_resampler = timed(times, 'resampler', model.TabularLM.fit_resampler)
+    return times
+
+
 def harness_fit(metadata, train, seed, options, trace=False):
     """``TabGRAASynthesizer`` fitted as a harness cell fits it (``HARNESS`` updated with
     ``options``, after ``seed_everything``), with Python's allocation tracing on during
@@ -58,8 +71,6 @@ def harness_fit(metadata, train, seed, options, trace=False):
 
 
 def main(argv=None):
-    import tabgraa_sdv.alignment as alignment
-    import tabgraa_sdv.model as model
     from sdv.metadata import Metadata
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('dataset')
@@ -74,11 +85,7 @@ def main(argv=None):
     folder = args.root / args.dataset
     train = pd.read_csv(folder / 'train.csv')
     metadata = Metadata.load_from_json(folder / 'metadata.json')
-    times = {}
-    # fit looks these up when it runs, so wrapping the module attributes times every call
-    model.train_sft = timed(times, 'sft', model.train_sft)
-    alignment.align_after_sft = timed(times, 'align', alignment.align_after_sft)
-    model.TabularLM.fit_resampler = timed(times, 'resampler', model.TabularLM.fit_resampler)
+    times = time_phases()
     for options in args.options:
         times.clear()
         synthesizer, total = harness_fit(metadata, train, args.seed, json.loads(options),

@@ -34,6 +34,14 @@ def fingerprint(data):
     return hashlib.md5(data).hexdigest()[:10]
 
 
+def weights_fingerprint(model):
+    """MD5 (10 hex digits) of a torch module's weights, in name order, as CPU bytes."""
+    weights = hashlib.md5()
+    for _, tensor in sorted(model.state_dict().items()):
+        weights.update(tensor.detach().cpu().numpy().tobytes())
+    return weights.hexdigest()[:10]
+
+
 def fit_once(args):
     """One fit in this process; the row of fingerprints."""
     import torch
@@ -50,15 +58,12 @@ def fit_once(args):
     torch.set_num_threads(args.threads)
     synthesizer, fit_seconds = harness_fit(metadata, train, args.seed, options, args.tracemalloc)
     model = synthesizer._model
-    weights = hashlib.md5()
-    for _, tensor in sorted(model.model.state_dict().items()):
-        weights.update(tensor.detach().cpu().numpy().tobytes())
     return {
         'dataset': args.dataset, 'seed': args.seed,
         'options': json.dumps({**HARNESS, **options}, sort_keys=True),
         'rows': len(train), 'tracemalloc': args.tracemalloc,
         'python_hash_seed': os.environ.get('PYTHONHASHSEED', ''),
-        'weights': weights.hexdigest()[:10],
+        'weights': weights_fingerprint(model.model),
         'sft_history': fingerprint(
             json.dumps(model.history, sort_keys=True, default=float).encode()),
         'alignment_history': fingerprint(

@@ -5,6 +5,7 @@ seeded, so the whole suite runs in well under a few minutes on two CPU cores and
 """
 
 import copy
+import os
 import warnings
 
 import numpy as np
@@ -20,11 +21,15 @@ TINY_MODEL = {'n_embd': 16, 'n_layer': 1, 'n_head': 1}
 
 torch.set_num_threads(1)  # tiny models: threads only add overhead, and the CPU may be shared
 
+# Where the suite's models fit and sample. The CPU by default (CI has no GPU);
+# TABGRAA_TEST_DEVICE=cuda runs the same tests through the CUDA code paths on a GPU machine.
+TEST_DEVICE = os.environ.get('TABGRAA_TEST_DEVICE', 'cpu')
+
 
 def tiny_kwargs(**overrides):
     """Synthesizer arguments for a tiny, seeded fit (a fresh dict each call)."""
     kwargs = {'epochs': 2, 'batch_size': 128, 'model_config': dict(TINY_MODEL), 'seed': 0,
-              'device': 'cpu', 'rounds': 0}
+              'device': TEST_DEVICE, 'rounds': 0}
     kwargs.update(overrides)
     return kwargs
 

@@ -16,7 +16,7 @@ import torch  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from transformers import GPT2LMHeadModel  # noqa: E402
 
-from conftest import MIXED_SDTYPES, TINY_MODEL, tiny_kwargs  # noqa: E402
+from conftest import MIXED_SDTYPES, TEST_DEVICE, TINY_MODEL, tiny_kwargs  # noqa: E402
 from tabgraa_sdv import TabGRAASynthesizer  # noqa: E402
 from tabgraa_sdv import alignment as A  # noqa: E402
 from tabgraa_sdv.alignment import (  # noqa: E402
@@ -222,8 +222,8 @@ def make_lm_frame(n_rows=300, seed=0):
 
 def fit_lm(frame=None, seed=0):
     frame = make_lm_frame() if frame is None else frame
-    lm = TabularLM(epochs=1, batch_size=128, model_config=dict(TINY_MODEL), device='cpu',
-                   seed=seed)
+    lm = TabularLM(epochs=1, batch_size=128, model_config=dict(TINY_MODEL),
+                   device=TEST_DEVICE, seed=seed)
     return lm.fit(frame), lm.codec.encode(frame)
 
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from conftest import make_mixed_frame
+from conftest import TEST_DEVICE, make_mixed_frame
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv.cli import main
 
@@ -22,7 +22,7 @@ def model(table):
     code = main(['fit', str(table / 'data.csv'), '-o', str(path), '--epochs', '1',
                  '--anneal-epochs', '2', '--rounds', '0', '--objective', 'dpo', '--reward', 'realism',
                  '--learning-rate', '0.002', '--resampling-factor', '2', '--label-column',
-                 'member', '--device', 'cpu', '--quiet'])
+                 'member', '--device', TEST_DEVICE, '--quiet'])
     assert code == 0
     return path
 
@@ -59,7 +59,7 @@ def test_a_pretrained_backbone_with_lora_from_the_command_line(table, tmp_path):
     backbone = save_backbone(tmp_path / 'tiny-gpt2', row_texts(frame), vocab_size=300)
     path = tmp_path / 'text.pkl'
     assert main(['fit', str(table / 'data.csv'), '-o', str(path), '--backbone', backbone,
-                 '--lora-r', '4', '--epochs', '1', '--rounds', '0', '--device', 'cpu',
+                 '--lora-r', '4', '--epochs', '1', '--rounds', '0', '--device', TEST_DEVICE,
                  '--quiet']) == 0
     synthesizer = TabGRAASynthesizer.load(path)
     assert synthesizer.get_parameters()['lora'] == {'r': 4, 'lora_alpha': 8}

@@ -18,7 +18,7 @@ from sdv.sampling import Condition
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from conftest import (MIXED_SDTYPES, check_loads_on_the_cpu_as_if_saved_on_a_gpu,
+from conftest import (MIXED_SDTYPES, TEST_DEVICE, check_loads_on_the_cpu_as_if_saved_on_a_gpu,
                       check_save_load_samples_the_same, make_mixed_frame)
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv import alignment as A
@@ -75,7 +75,7 @@ def bytes_backbone(tmp_path_factory):
 
 def tiny_text_kwargs(backbone, **overrides):
     kwargs = {'backbone': backbone, 'epochs': 1, 'batch_size': 64, 'learning_rate': 1e-3,
-              'seed': 0, 'device': 'cpu', 'rounds': 0}
+              'seed': 0, 'device': TEST_DEVICE, 'rounds': 0}
     kwargs.update(overrides)
     return kwargs
 
@@ -162,7 +162,7 @@ def test_number_text_has_the_columns_decimals():
 
 def test_rows_are_written_as_great_text(backbone):
     frame = make_mixed_frame(20)
-    lm = TextLM(backbone, device='cpu').prepare(frame)
+    lm = TextLM(backbone, device=TEST_DEVICE).prepare(frame)
     row = frame.iloc[0]
     score = 'None' if pd.isna(row['score']) else f"{row['score']:.1f}"
     color = 'None' if row['color'] is None else row['color']
@@ -181,7 +181,7 @@ def test_an_untrained_model_samples_only_valid_rows(request, which):
     failure cannot happen), for tokens with and without single-token " 4"."""
     path = request.getfixturevalue(which)
     for frame in (make_mixed_frame(), odd_frame()):
-        lm = TextLM(path, device='cpu', seed=1).prepare(frame)
+        lm = TextLM(path, device=TEST_DEVICE, seed=1).prepare(frame)
         assert (lm.codec.number_space == ()) == (which == 'backbone')
         sample = lm.sample(300)
         assert len(sample) == 300 and list(sample.columns) == list(frame.columns)
@@ -193,7 +193,7 @@ def test_an_untrained_model_samples_only_valid_rows(request, which):
 
 
 def test_commas_in_categories_do_not_break_the_separator(backbone):
-    lm = TextLM(backbone, device='cpu').prepare(odd_frame())
+    lm = TextLM(backbone, device=TEST_DEVICE).prepare(odd_frame())
     grammar = lm.codec.grammars[0]
     texts = [lm.tokenizer.decode(list(p)) for p in grammar.paths]
     assert texts == [' Boston; MA', ' Boston; MA (2)', ' New', ' New York', ' New York City']
@@ -237,7 +237,7 @@ def check_sample(sample, frame):
 @pytest.mark.parametrize('which', ['fitted_text', 'fitted_lora'])
 def test_fit_align_and_sample_valid_rows(request, which, mixed_frame):
     synthesizer = request.getfixturevalue(which)
-    assert synthesizer._model.device.type == 'cpu'
+    assert synthesizer._model.device.type == torch.device(TEST_DEVICE).type
     assert len(synthesizer.get_loss_values()) == 1
     history = synthesizer.get_alignment_history()
     assert history['round'].tolist() == [0, 1] and history['kept'].sum() == 1
@@ -320,7 +320,7 @@ def test_a_model_saved_on_a_gpu_loads_on_the_cpu(fitted_text):
 @pytest.fixture(scope='module')
 def text_tokens(backbone):
     frame = make_mixed_frame(240)
-    tokens = TextLM(backbone, device='cpu').prepare(frame).codec.encode(frame)
+    tokens = TextLM(backbone, device=TEST_DEVICE).prepare(frame).codec.encode(frame)
     return frame, tokens[:180], tokens[180:]
 
 
@@ -329,7 +329,7 @@ def text_tokens(backbone):
 def test_text_alignment_losses_only_see_pool_rows_and_start_at_the_reference(
         backbone, text_tokens, monkeypatch, lora, adapter):
     frame, train, holdout = text_tokens
-    lm = TextLM(backbone, lora=lora, epochs=1, learning_rate=1e-3, device='cpu').fit(frame)
+    lm = TextLM(backbone, lora=lora, epochs=1, learning_rate=1e-3, device=TEST_DEVICE).fit(frame)
     original, seen = A.LOSSES['tabgraa'], []
 
     def spy(rho_high, rho_low, beta):
@@ -358,7 +358,7 @@ def test_sequence_log_probs_match_the_sampler(backbone):
     """The scored log-likelihood is the sampler's: probabilities of all values of a tiny
     table, enumerated, sum to one."""
     frame = pd.DataFrame({'c': ['a', 'bb', 'a b'] * 5, 'n': [-1, 0, 2] * 5})
-    lm = TextLM(backbone, device='cpu').prepare(frame)
+    lm = TextLM(backbone, device=TEST_DEVICE).prepare(frame)
     rows = pd.DataFrame([(c, n) for c in ['a', 'bb', 'a b'] for n in [-1, 0, 1, 2]],
                         columns=['c', 'n'])
     with torch.no_grad():

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, in one run that stops starting work after a deadline:
+#   1. a harness cell's TabGRAA fit of Adult on CUDA (benchmarks/device_fit.py fit),
+#   2. the test suite with every synthesizer-level fit on CUDA (TABGRAA_TEST_DEVICE=cuda; the
+#      SDGym and multi-process tests are left out: the GPU machine has no SDGym, and
+#      test_distributed.py launches CPU processes),
+#   3. more harness fits (default, beijing) while time is left.
+# Needs the package's dependencies importable (not SDGym). Writes OUT/log.txt (everything
+# printed), and each fit's rows and JSON to OUT; score the rows afterwards, here, with
+#   python benchmarks/device_fit.py score OUT/<name>.json
+#
+#   bash benchmarks/gpu_check.sh OUT DATA_DIR [DEADLINE_SECONDS=400]
+set -u
+out=$1 data=$2 deadline=${3:-400}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+left() { echo $((deadline - SECONDS)); }
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  nproc
+  python3 -c 'import torch, transformers, peft, sdv, pandas, numpy, sklearn
+print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available(),
+      "transformers", transformers.__version__, "peft", peft.__version__, "sdv", sdv.__version__,
+      "pandas", pandas.__version__, "numpy", numpy.__version__, "sklearn", sklearn.__version__)'
+} > "$out/log.txt" 2>&1
+
+fit() {  # dataset, seconds at most
+    echo "== fit $1 on cuda ($(left) s left)"
+    timeout "$2" python3 benchmarks/device_fit.py fit "$1" --seed 0 --device cuda \
+        --data-dir "$data" --out "$out"
+    echo "rc=$?"
+}
+
+{
+fit adult 180
+echo "== pytest, TABGRAA_TEST_DEVICE=cuda ($(left) s left)"
+TABGRAA_TEST_DEVICE=cuda timeout $(( $(left) > 200 ? 200 : $(left) )) \
+    python3 -m pytest -q -n 8 -p no:cacheprovider -rfE --tb=short \
+    --ignore tests/test_sdgym_benchmark.py --ignore tests/test_tabddpm_steps.py \
+    --ignore tests/test_distributed.py
+echo "rc=$?"
+for dataset in default beijing; do
+    if [ "$(left)" -gt 60 ]; then fit "$dataset" "$(left)"; fi
+done
+echo "== done after $SECONDS s"
+} >> "$out/log.txt" 2>&1
+tail -c 11000 "$out/log.txt"
