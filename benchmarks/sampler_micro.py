@@ -16,6 +16,7 @@ import time
 import torch
 
 from tabgraa_sdv.backbone import build_compact, compact_config
+from tabgraa_sdv.sampling import cache_keyword, cached_forward
 
 
 def timed(fn, repeat=10):
@@ -53,12 +54,15 @@ def transformer(batch=2048, slots=17):
     model = build_compact(config, seed=0).eval()
     ids = torch.zeros(batch, 1, dtype=torch.long)
 
+    keyword = cache_keyword(model.transformer)
+
     @torch.no_grad()
     def decode():
-        out = model.transformer(input_ids=ids, position_ids=torch.zeros_like(ids), use_cache=True)
+        _, cache = cached_forward(model.transformer, keyword, None, input_ids=ids,
+                                  position_ids=torch.zeros_like(ids))
         for step in range(1, slots):
-            out = model.transformer(input_ids=ids, position_ids=torch.full_like(ids, step),
-                                    cache=out.cache, use_cache=True)
+            _, cache = cached_forward(model.transformer, keyword, cache, input_ids=ids,
+                                      position_ids=torch.full_like(ids, step))
 
     seconds = timed(decode, repeat=5)
     print(f'transformer alone, {batch} rows x {slots} steps: {seconds:.3f} s '

@@ -17,7 +17,6 @@ Same interface as :class:`tabgraa_sdv.model.TabularLM` (``fit``, ``sample``,
 """
 
 import copy
-import inspect
 import math
 import os
 import warnings
@@ -31,7 +30,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from tabgraa_sdv.backbone import body
 from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
-from tabgraa_sdv.sampling import draw
+from tabgraa_sdv.sampling import cache_keyword, cached_forward, draw
 from tabgraa_sdv.sft import default_epochs, split_rows
 from tabgraa_sdv.text_codec import TextCodec
 
@@ -132,19 +131,6 @@ def constrained_log_probs(model, ids, sets, set_table):
     return sums.index_add(0, rows, log_probs), len(rows)
 
 
-def _cache_keyword(decoder):
-    parameters = inspect.signature(decoder.forward).parameters
-    return 'cache' if 'cache' in parameters else 'past_key_values'
-
-
-def _step(decoder, keyword, input_ids, cache):
-    result = decoder(input_ids=input_ids, use_cache=True, **{keyword: cache})
-    cache = getattr(result, 'cache', None)
-    if cache is None:
-        cache = getattr(result, 'past_key_values', None)
-    return result.last_hidden_state[:, -1], cache
-
-
 @torch.no_grad()
 def sample_text_rows(model, codec, n_rows, order, conditions=None, temperature=1.0,
                      batch_size=256, generator=None, device='cpu', progress=None):
@@ -154,7 +140,7 @@ def sample_text_rows(model, codec, n_rows, order, conditions=None, temperature=1
         raise ValueError(f'temperature must be > 0, got {temperature!r}.')
     out = np.empty((n_rows, codec.grid.n_slots), dtype=np.int64)
     decoder = body(model)
-    keyword = _cache_keyword(decoder)
+    keyword = cache_keyword(decoder)
     was_training = model.training
     model.eval()
     try:
@@ -165,7 +151,7 @@ def sample_text_rows(model, codec, n_rows, order, conditions=None, temperature=1
             inputs = torch.full((end - begin, 1), codec.bos, dtype=torch.long, device=device)
             cache = None
             while True:
-                hidden, cache = _step(decoder, keyword, inputs, cache)
+                hidden, cache = cached_forward(decoder, keyword, cache, input_ids=inputs)
                 forced, free, candidates = rows.next_options()
                 tokens = torch.as_tensor(forced, dtype=torch.long, device=device)
                 if free:

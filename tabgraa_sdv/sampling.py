@@ -9,6 +9,8 @@ that is ~20x faster than ``torch.multinomial`` or the Gumbel-max trick, whose co
 by drawing one random number per *token* rather than per row (see docs/performance.md).
 """
 
+import inspect
+
 import numpy as np
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
@@ -75,6 +77,23 @@ class PreallocatedLayer(DynamicLayer):
         return self.keys, self.values
 
 
+def cache_keyword(decoder):
+    """The forward keyword that takes a KV cache: ``cache`` in recent transformers 5 releases,
+    ``past_key_values`` in earlier ones (5.17 has only that; an unknown keyword would be
+    swallowed by ``**kwargs`` and the cache silently unused)."""
+    parameters = inspect.signature(decoder.forward).parameters
+    return 'cache' if 'cache' in parameters else 'past_key_values'
+
+
+def cached_forward(decoder, keyword, cache, **inputs):
+    """One decoder call with a KV cache: ``(hidden state of the last position, the cache)``."""
+    result = decoder(use_cache=True, **{keyword: cache}, **inputs)
+    cache = getattr(result, 'cache', None)
+    if cache is None:
+        cache = result.past_key_values
+    return result.last_hidden_state[:, -1], cache
+
+
 def draw(logits, generator):
     """One categorical draw per row of ``logits`` (masked entries may be ``-inf``)."""
     cdf = torch.softmax(logits, dim=-1).cumsum_(dim=-1)
@@ -100,6 +119,7 @@ def sample_tokens(model, plan, n_rows, prefix_slots=(), prefix_tokens=None, temp
         out[:, list(prefix_slots)] = prefix_tokens
     weight = output_weight(model)
     decoder = body(model)
+    keyword = cache_keyword(decoder)
     model_was_training = model.training
     model.eval()
     try:
@@ -112,9 +132,8 @@ def sample_tokens(model, plan, n_rows, prefix_slots=(), prefix_tokens=None, temp
             positions = torch.as_tensor(order[:n_prefix + 1], device=device).expand(batch, -1)
             cache = Cache(layers=[PreallocatedLayer(plan.n_slots)
                                   for _ in range(decoder.config.n_layer)])
-            result = decoder(input_ids=inputs, position_ids=positions, cache=cache,
-                             use_cache=True)
-            hidden, cache = result.last_hidden_state[:, -1], result.cache
+            hidden, cache = cached_forward(decoder, keyword, cache, input_ids=inputs,
+                                           position_ids=positions)
             bound_digits, tight = {}, {}
             for step in range(n_prefix, plan.n_slots):
                 slot = order[step]
@@ -140,9 +159,8 @@ def sample_tokens(model, plan, n_rows, prefix_slots=(), prefix_tokens=None, temp
                 if step + 1 < plan.n_slots:
                     next_input = (token + start)[:, None]
                     next_position = torch.full_like(next_input, order[step + 1])
-                    result = decoder(input_ids=next_input, position_ids=next_position,
-                                     cache=cache, use_cache=True)
-                    hidden, cache = result.last_hidden_state[:, -1], result.cache
+                    hidden, cache = cached_forward(decoder, keyword, cache, input_ids=next_input,
+                                                   position_ids=next_position)
             if progress is not None:
                 progress.update(batch)
     finally:

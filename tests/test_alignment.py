@@ -355,8 +355,8 @@ def test_first_alignment_step_starts_from_the_reference(lm_tokens, monkeypatch):
         monkeypatch.setitem(A.LOSSES, 'tabgraa', spy)
         aligner = lm.align(train, holdout, rounds=1, adapter=adapter, **ALIGN)
         rho_high, rho_low = seen[0]
-        np.testing.assert_allclose(rho_high.numpy(), 0, atol=1e-5, err_msg=adapter)
-        np.testing.assert_allclose(rho_low.numpy(), 0, atol=1e-5, err_msg=adapter)
+        np.testing.assert_allclose(rho_high.cpu().numpy(), 0, atol=1e-5, err_msg=adapter)
+        np.testing.assert_allclose(rho_low.cpu().numpy(), 0, atol=1e-5, err_msg=adapter)
         assert not all(torch.allclose(h, torch.zeros_like(h), atol=1e-6) for h, _ in seen), \
             'later steps must move the policy away from the reference'
         assert math.isfinite(aligner.history[1]['loss'])
@@ -507,7 +507,7 @@ def test_current_ratio_rescores_rows_against_the_policy_that_drew_them(
 
     def spy(self, pool, rewards, optimizer, *rest):
         log_ratio = self._reference_log_probs(pool) - self._log_probs(pool, grad=False)
-        seen.append((np.asarray(rewards), reward(pool), log_ratio.numpy()))
+        seen.append((np.asarray(rewards), reward(pool), log_ratio.cpu().numpy()))
         return original(self, pool, rewards, optimizer, *rest)
 
     monkeypatch.setattr(A.Aligner, method, spy)

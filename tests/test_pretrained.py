@@ -254,7 +254,7 @@ def test_lora_trains_adapters_only_and_keeps_them(fitted_lora, backbone):
                for k, v in model.get_base_model().state_dict().items() if 'lora_' not in k}
     assert set(trained) == set(base)
     for name, value in base.items():  # SFT and alignment left the base weights alone
-        torch.testing.assert_close(trained[name], value, rtol=0, atol=0)
+        torch.testing.assert_close(trained[name].cpu(), value, rtol=0, atol=0)
     assert fitted_lora.get_parameters()['lora'] == {'r': 2, 'lora_alpha': 4}
 
 
@@ -343,7 +343,7 @@ def test_text_alignment_losses_only_see_pool_rows_and_start_at_the_reference(
     # swapped in, or a frozen copy) and not at the start of round 2: the reference stays the
     # SFT model while the policy moves on
     assert len(seen) == 8
-    np.testing.assert_allclose(seen[0].numpy(), 0, atol=1e-4)
+    np.testing.assert_allclose(seen[0].cpu().numpy(), 0, atol=1e-4)
     assert seen[4].abs().max() > 1e-3
     assert len(aligner.loss_inputs) == 8 and rows_outside_pools(aligner) == []
     assert aligner.sft_tokens is None

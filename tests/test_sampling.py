@@ -198,9 +198,10 @@ def test_preallocated_cache_decodes_as_the_dynamic_cache_does(trained):
     from transformers.cache_utils import Cache, DynamicCache
 
     from tabgraa_sdv.backbone import body
-    from tabgraa_sdv.sampling import PreallocatedLayer
+    from tabgraa_sdv.sampling import PreallocatedLayer, cache_keyword, cached_forward
 
     decoder = body(trained.model).eval()
+    keyword = cache_keyword(decoder)
     n_slots = trained.codec.n_slots
     tokens = torch.as_tensor(trained.sample_token_rows(9))
     inputs = torch.cat([torch.zeros(9, 1, dtype=torch.long), tokens[:, :-1]], dim=1)
@@ -212,10 +213,43 @@ def test_preallocated_cache_decodes_as_the_dynamic_cache_does(trained):
         steps = []
         with torch.no_grad():
             for step in range(n_slots):
-                result = decoder(input_ids=inputs[:, step:step + 1],
-                                 position_ids=positions[:, step:step + 1], cache=cache,
-                                 use_cache=True)
-                steps.append(result.last_hidden_state[:, -1])
+                last, returned = cached_forward(decoder, keyword, cache,
+                                                input_ids=inputs[:, step:step + 1],
+                                                position_ids=positions[:, step:step + 1])
+                assert returned is cache  # the cache given is the one filled
+                steps.append(last)
         hidden[name] = torch.stack(steps, dim=1)
         assert cache.get_seq_length() == n_slots
     assert torch.equal(hidden['preallocated'], hidden['dynamic'])
+
+
+def test_cached_forward_gives_the_cache_by_the_keyword_the_decoder_takes():
+    """transformers 5.17 (the GPU image's) takes ``past_key_values`` and swallows an unknown
+    ``cache=`` in ``**kwargs``; later 5.x take ``cache``. The cache must reach the decoder by
+    the name it reads, and come back by whichever attribute the output has."""
+    from types import SimpleNamespace
+
+    from tabgraa_sdv.sampling import cache_keyword, cached_forward
+
+    class OldDecoder(torch.nn.Module):
+        def forward(self, input_ids=None, position_ids=None, past_key_values=None,
+                    use_cache=None, **kwargs):
+            assert not kwargs and use_cache  # nothing swallowed
+            past_key_values.append(input_ids)
+            return SimpleNamespace(last_hidden_state=input_ids[..., None].float(),
+                                   past_key_values=past_key_values)
+
+    class NewDecoder(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, use_cache=None, **kwargs):
+            assert not kwargs and use_cache
+            cache.append(input_ids)
+            return SimpleNamespace(last_hidden_state=input_ids[..., None].float(), cache=cache,
+                                   past_key_values=None)
+
+    ids = torch.tensor([[1, 2], [3, 4]])
+    for decoder, keyword in ((OldDecoder(), 'past_key_values'), (NewDecoder(), 'cache')):
+        assert cache_keyword(decoder) == keyword
+        cache = []
+        last, returned = cached_forward(decoder, keyword, cache, input_ids=ids)
+        assert returned is cache and len(cache) == 1
+        torch.testing.assert_close(last, torch.tensor([[2.0], [4.0]]))

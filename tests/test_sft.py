@@ -148,6 +148,7 @@ def test_permuted_rows_are_scored_as_the_sampler_decodes_them(setup):
     training, because transformers took it for packed sequences (regression)."""
     from tabgraa_sdv.backbone import body, output_weight, slot_log_probs
     from tabgraa_sdv.codec import BOS
+    from tabgraa_sdv.sampling import cache_keyword, cached_forward
 
     lm, train_tokens, _ = setup
     tokens = torch.as_tensor(train_tokens[:20])
@@ -159,11 +160,12 @@ def test_permuted_rows_are_scored_as_the_sampler_decodes_them(setup):
         trained = slot_log_probs(model, tokens, order, lm.layout)
         inputs = torch.cat([torch.full((len(tokens), 1), BOS), tokens.gather(1, order)], 1)
         weight, decoded, cache = output_weight(model), torch.empty_like(trained), None
+        decoder = body(model)
+        keyword = cache_keyword(decoder)
         for step in range(tokens.shape[1]):
-            result = body(model)(input_ids=inputs[:, step:step + 1],
-                                 position_ids=order[:, step:step + 1], cache=cache,
-                                 use_cache=True)
-            cache, hidden = result.cache, result.last_hidden_state[:, -1]
+            hidden, cache = cached_forward(decoder, keyword, cache,
+                                           input_ids=inputs[:, step:step + 1],
+                                           position_ids=order[:, step:step + 1])
             for row, slot in enumerate(order[:, step].tolist()):
                 start, size = lm.layout.start[slot], lm.layout.size[slot]
                 log_p = torch.log_softmax(hidden[row] @ weight[start:start + size].T, dim=-1)
