@@ -32,9 +32,9 @@ fit() {  # dataset, seconds at most
 }
 
 {
-fit adult 180
+fit adult 170
 echo "== pytest, TABGRAA_TEST_DEVICE=cuda ($(left) s left)"
-TABGRAA_TEST_DEVICE=cuda timeout $(( $(left) > 200 ? 200 : $(left) )) \
+TABGRAA_TEST_DEVICE=cuda timeout $(( $(left) > 150 ? 150 : $(left) )) \
     python3 -m pytest -q -n 8 -p no:cacheprovider -rfE --tb=short \
     --ignore tests/test_sdgym_benchmark.py --ignore tests/test_tabddpm_steps.py \
     --ignore tests/test_distributed.py
