@@ -67,6 +67,29 @@ def make_generator(random_state, device):
     return generator
 
 
+def generator_state(generator):
+    """A picklable ``(device type, state)`` of a torch generator (``None`` for ``None``)."""
+    return None if generator is None else (generator.device.type, generator.get_state())
+
+
+def restore_generator(saved, device):
+    """The generator on ``device`` that :func:`generator_state` saved, or ``None`` (sampling
+    then starts again from the seed) when it was saved on another kind of device: a CUDA
+    generator's state (Philox seed and offset) means nothing to the CPU's Mersenne Twister.
+    A bare state tensor is a pickle from before the device type was kept."""
+    if saved is None:
+        return None
+    kind, state = saved if isinstance(saved, tuple) else ('cpu', saved)
+    if kind != device.type:
+        return None
+    generator = torch.Generator(device=device)
+    try:
+        generator.set_state(state)
+    except RuntimeError:  # an old pickle's GPU state taken for a CPU one
+        return None
+    return generator
+
+
 class DataParallel:
     """This process's share of the work (see the module docstring). ``rank`` 0 of 1 outside a
     multi-process launch, where every method is the identity."""

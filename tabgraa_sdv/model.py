@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 from tabgraa_sdv.backbone import (SlotLayout, build_compact, compact_config, fold_rank_embedding,
                                   install_rank_embedding, slot_log_probs)
 from tabgraa_sdv.codec import ColumnarCodec
-from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
+from tabgraa_sdv.devices import (DataParallel, generator_state, make_generator,
+                                 resolve_device, restore_generator)
 from tabgraa_sdv.labels import LabelModel
 from tabgraa_sdv.resampling import MIN_RESAMPLING_ROWS, RESAMPLER_ROWS, RatioResampler
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
@@ -267,10 +268,10 @@ class TabularLM:
         return self
 
     def __getstate__(self):
-        # Generators don't pickle; the sampler state is kept as a tensor.
+        # Generators don't pickle; the sampler state is kept as (device type, state tensor).
         state = dict(self.__dict__)
         generator = state.pop('_generator', None)
-        state['_generator_state'] = generator.get_state() if generator is not None else None
+        state['_generator_state'] = generator_state(generator)
         state['device'] = str(self.device)
         state.pop('layout', None)
         if self.model is not None and self.device.type != 'cpu':
@@ -279,7 +280,7 @@ class TabularLM:
         return state
 
     def __setstate__(self, state):
-        generator_state = state.pop('_generator_state', None)
+        saved_generator = state.pop('_generator_state', None)
         # Models pickled before resampling or label columns existed sample without them.
         state = {'resampler': None, 'resampling_factor': 1, 'rank_embedding': False,
                  'label_model': None, 'label_columns': [], **state}
@@ -290,7 +291,4 @@ class TabularLM:
         if self.model is not None:
             self.model.to(self.device)
             self.layout = SlotLayout(self.codec.slot_start, self.codec.slot_size, self.device)
-        self._generator = None
-        if generator_state is not None and self.device.type == 'cpu':
-            self._generator = torch.Generator(device=self.device)
-            self._generator.set_state(generator_state)
+        self._generator = restore_generator(saved_generator, self.device)

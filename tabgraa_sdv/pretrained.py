@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from tabgraa_sdv.backbone import body
-from tabgraa_sdv.devices import DataParallel, make_generator, resolve_device
+from tabgraa_sdv.devices import (DataParallel, generator_state, make_generator,
+                                 resolve_device, restore_generator)
 from tabgraa_sdv.sampling import cache_keyword, cached_forward, draw
 from tabgraa_sdv.sft import default_epochs, split_rows
 from tabgraa_sdv.text_codec import TextCodec
@@ -488,7 +489,7 @@ class TextLM:
         any, else the fine-tuned weights (once; tied weights share one tensor), on the CPU."""
         state = dict(self.__dict__)
         generator = state.pop('_generator', None)
-        state['_generator_state'] = generator.get_state() if generator is not None else None
+        state['_generator_state'] = generator_state(generator)
         state['device'] = str(self.device)
         for key in ('model', 'tokenizer', '_table'):
             state.pop(key, None)
@@ -511,7 +512,7 @@ class TextLM:
     def __setstate__(self, state):
         weights = state.pop('_weights', None)
         adapter_config = state.pop('_adapter_config', None)
-        generator_state = state.pop('_generator_state', None)
+        saved_generator = state.pop('_generator_state', None)
         self.__dict__.update(state)
         self.model, self.tokenizer, self._table, self._generator = None, None, None, None
         self.device = torch.device(state['device'])
@@ -531,6 +532,4 @@ class TextLM:
                 self.tokenizer, model = load_backbone(self.backbone, weights_only=False)
                 model.load_state_dict(weights)
             self.model = model.to(self.device).eval()
-        if generator_state is not None and self.device.type == 'cpu':
-            self._generator = torch.Generator(device=self.device)
-            self._generator.set_state(generator_state)
+        self._generator = restore_generator(saved_generator, self.device)

@@ -130,12 +130,14 @@ def check_loads_on_the_cpu_as_if_saved_on_a_gpu(lm):
     tensors): it lands on CUDA when there is one, else on the CPU, where it samples as ``lm``."""
     state = lm.__getstate__()
     state['device'] = 'cuda:0'
-    state['_generator_state'] = None
+    # a CUDA generator's state (Philox seed and offset), which a CPU generator cannot take
+    state['_generator_state'] = ('cuda', torch.zeros(16, dtype=torch.uint8))
     clone = type(lm).__new__(type(lm))
     clone.__setstate__(copy.deepcopy(state))
     expected = 'cuda' if torch.cuda.is_available() else 'cpu'
     assert clone.device.type == expected
     if expected == 'cpu':
+        assert clone._generator is None  # the stream starts again from the seed
         lm.set_random_state(3)
         clone.set_random_state(3)
         pd.testing.assert_frame_equal(clone.sample(50), lm.sample(50))

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from tabgraa_sdv.devices import DataParallel, launched_processes, resolve_device
+from tabgraa_sdv.devices import (DataParallel, generator_state, launched_processes,
+                                 resolve_device, restore_generator)
 
 WORKER = Path(__file__).with_name('distributed_worker.py')
 
@@ -51,6 +53,25 @@ def test_outside_a_launch_everything_is_one_process():
     assert launched_processes() == 1 and not parallel.active and parallel.is_main
     assert parallel.shard(7) == slice(0, 7) and parallel.sum(2.5) == 2.5
     assert resolve_device('cpu').type == 'cpu'
+
+
+def test_a_generator_state_restores_on_its_own_kind_of_device_only():
+    """A pickled sampler resumes its random stream where it was saved, on the kind of device
+    that saved it; elsewhere (a GPU's Philox state on the CPU) it starts again from the seed."""
+    generator = torch.Generator().manual_seed(5)
+    torch.rand(3, generator=generator)
+    saved = generator_state(generator)
+    assert saved[0] == 'cpu' and generator_state(None) is None
+    restored = restore_generator(saved, torch.device('cpu'))
+    assert torch.equal(torch.rand(4, generator=restored), torch.rand(4, generator=generator))
+    philox = ('cuda', torch.zeros(16, dtype=torch.uint8))  # a CUDA state: seed and offset
+    assert restore_generator(philox, torch.device('cpu')) is None
+    assert restore_generator(saved, torch.device('meta')) is None
+    assert restore_generator(None, torch.device('cpu')) is None
+    # pickles from before the device type was kept hold the bare tensor
+    legacy = restore_generator(generator.get_state(), torch.device('cpu'))
+    assert torch.equal(torch.rand(2, generator=legacy), torch.rand(2, generator=generator))
+    assert restore_generator(philox[1], torch.device('cpu')) is None  # an old GPU pickle
 
 
 def test_processes_agree_on_weights_history_and_rows(compact_runs):
