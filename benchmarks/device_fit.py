@@ -30,8 +30,8 @@ RESULTS = HERE / 'results' / 'device_fit.csv'
 sys.path.insert(0, str(HERE))
 from fit_phases import harness_fit, time_phases  # noqa: E402
 from repro_probe import weights_fingerprint  # noqa: E402
-from sdgym_benchmark import (DEFAULT_DATA_DIR, machine_description, synthesizer_spec,  # noqa: E402
-                             tabgraa_kwargs)
+from sdgym_benchmark import (DEFAULT_DATA_DIR, git_commit, machine_description,  # noqa: E402
+                             synthesizer_spec, tabgraa_kwargs)
 
 
 def load_table(folder):
@@ -60,7 +60,7 @@ def fit(args):
     folder = args.data_dir / args.dataset
     manifest, metadata = load_table(folder)
     train = pd.read_csv(folder / 'train.csv')
-    spec = synthesizer_spec(args.synthesizer, device=args.device)
+    spec = synthesizer_spec(args.synthesizer, quick=args.quick, device=args.device)
     spec.update(target=manifest.get('target'), task=manifest.get('task'))
     kwargs = tabgraa_kwargs(spec)
     times = time_phases()
@@ -87,6 +87,8 @@ def fit(args):
         'kept_round': int(kept.iloc[0]) if len(kept) else None,
         'weights': weights_fingerprint(synthesizer._model.model),
         'synthetic_csv': f'{name}.csv', 'versions': versions(),
+        # 'unknown' where the checkout travelled without its .git (as to the GPU machine)
+        'git_commit': git_commit(),
     }
     (args.out / f'{name}.json').write_text(json.dumps(record, indent=1))
     print(json.dumps(record), flush=True)
@@ -111,8 +113,10 @@ def score(args):
            'scored_on': machine_description()}
     print(', '.join(f'{k}={row[k]}' for k in ('dataset', 'device', *scores, 'fit_seconds')))
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([row]).to_csv(args.results, mode='a', index=False,
-                               header=not args.results.exists())
+    rows = pd.DataFrame([row])
+    if args.results.exists():  # rewritten whole: a row may bring a column the file lacks
+        rows = pd.concat([pd.read_csv(args.results), rows], ignore_index=True)
+    rows.to_csv(args.results, index=False)
 
 
 def main(argv=None):
@@ -124,6 +128,8 @@ def main(argv=None):
     fit_parser.add_argument('--seed', type=int, default=0)
     fit_parser.add_argument('--device', default='cuda')
     fit_parser.add_argument('--out', type=Path, required=True)
+    fit_parser.add_argument('--quick', action='store_true',
+                            help="the harness's tiny --quick budgets (a smoke test)")
     score_parser = commands.add_parser('score', help="score a fit's rows; append to --results")
     score_parser.add_argument('record', type=Path, help='the JSON that fit wrote')
     score_parser.add_argument('--metric-rows', type=int, default=5000)

@@ -266,3 +266,24 @@ def test_revision_7_weighs_and_labels_a_classification_target_only():
     assert kwargs == {'rounds': 0, 'anneal_epochs': 3, 'resampling_factor': 4}
     no_target = bench.tabgraa_kwargs(dict(current, target=None))
     assert 'label_columns' not in no_target and 'column_weights' not in no_target
+
+
+def test_device_fit_fits_then_scores_a_cell_outside_sdgym(tmp_path):
+    """benchmarks/device_fit.py (the GPU machine's fit, scored back here) on the CPU: the JSON
+    carries the timings and the rows, and the score appends a row of every metric."""
+    import device_fit
+
+    write_table(tmp_path / 'tables' / 'tiny', rows=300)
+    out, results = tmp_path / 'out', tmp_path / 'device_fit.csv'
+    device_fit.main(['fit', 'tiny', '--quick', '--device', 'cpu', '--data-dir',
+                     str(tmp_path / 'tables'), '--out', str(out)])
+    record = json.loads((out / 'tiny_TabGRAA_s0_cpu.json').read_text())
+    assert record['device'] == 'cpu' and record['fit_seconds'] > 0
+    assert {'sft_seconds', 'align_seconds', 'sample_seconds', 'weights', 'git_commit'} <= set(record)
+    assert len(pd.read_csv(out / record['synthetic_csv'])) == 300
+    for _ in range(2):
+        device_fit.main(['score', str(out / 'tiny_TabGRAA_s0_cpu.json'), '--data-dir',
+                         str(tmp_path / 'tables'), '--results', str(results)])
+    rows = pd.read_csv(results)
+    assert len(rows) == 2 and rows[list(bench.METRICS)].notna().all().all()
+    assert (rows['dataset'] == 'tiny').all() and (rows['device'] == 'cpu').all()
