@@ -28,6 +28,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / 'results' / 'device_fit.csv'
 sys.path.insert(0, str(HERE))
+from alignment import append_rows  # noqa: E402
 from fit_phases import harness_fit, time_phases  # noqa: E402
 from repro_probe import weights_fingerprint  # noqa: E402
 from sdgym_benchmark import (DEFAULT_DATA_DIR, git_commit, machine_description,  # noqa: E402
@@ -113,10 +114,7 @@ def score(args):
            'scored_on': machine_description()}
     print(', '.join(f'{k}={row[k]}' for k in ('dataset', 'device', *scores, 'fit_seconds')))
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    rows = pd.DataFrame([row])
-    if args.results.exists():  # rewritten whole: a row may bring a column the file lacks
-        rows = pd.concat([pd.read_csv(args.results), rows], ignore_index=True)
-    rows.to_csv(args.results, index=False)
+    append_rows(args.results, [row])
 
 
 def main(argv=None):

@@ -12,6 +12,10 @@ with the anneal, the current code revision; trained on first use), fits the resa
 ``fit`` would (``alignment.add_resampling``: same classifier, same rows for every factor),
 samples as many rows as the training split and scores them against the test split. One row per
 table, seed and factor goes to ``benchmarks/results/resampling_factor_probe.csv``.
+
+``--harness TabGRAA`` (or ``TabGRAA-SFT``) fits instead what that SDGym harness cell fits, with
+the current code revision's settings for the table (``fit_phases.harness_fit``; not cached), and
+samples it at every factor; the ``fit`` column says which model the row sampled.
 """
 
 import argparse
@@ -20,7 +24,9 @@ from pathlib import Path
 
 from alignment import CODE_REVISION, add_resampling, append_rows, load_table, sft_synthesizer
 from capacity_probe import METRICS
-from sdgym_benchmark import machine_description
+from fit_phases import harness_fit
+from sdgym_benchmark import (TABGRAA_CODE_REVISION, machine_description, synthesizer_spec,
+                             tabgraa_kwargs)
 from tabgraa_sdv.metrics import evaluate
 
 HERE = Path(__file__).parent
@@ -34,11 +40,20 @@ def main(argv=None):
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument('--factors', nargs='+', type=int, default=[1, 4, 8, 16])
     parser.add_argument('--results', type=Path, default=RESULTS)
+    parser.add_argument('--harness', choices=['TabGRAA', 'TabGRAA-SFT'],
+                        help="fit this harness cell's model instead of the cached SFT one")
     args = parser.parse_args(argv)
     for name in args.datasets:
         train, test, metadata, info = load_table(args.root, name)
         for seed in args.seeds:
-            synthesizer, _ = sft_synthesizer(args.root, name, seed, anneal_epochs=3)
+            if args.harness:
+                spec = synthesizer_spec(args.harness)
+                spec.update(target=info.get('target'), task=info.get('task'))
+                synthesizer, _ = harness_fit(metadata, train, seed, tabgraa_kwargs(spec))
+                fitted, revision = f'harness {args.harness}', TABGRAA_CODE_REVISION
+            else:
+                synthesizer, _ = sft_synthesizer(args.root, name, seed, anneal_epochs=3)
+                fitted, revision = 'alignment.py SFT cache', CODE_REVISION
             tokens = synthesizer._model.codec.encode(synthesizer._data_processor.transform(train))
             for factor in args.factors:
                 start = time.perf_counter()
@@ -50,8 +65,8 @@ def main(argv=None):
                 sample_seconds = time.perf_counter() - start
                 scores = evaluate(train, test, synthetic, metadata, info['target'], info['task'],
                                   seed=seed, metrics=METRICS)
-                row = {'dataset': name, 'seed': seed, 'factor': factor,
-                       'code_revision': CODE_REVISION, **scores,
+                row = {'dataset': name, 'seed': seed, 'factor': factor, 'fit': fitted,
+                       'code_revision': revision, **scores,
                        'resampler_seconds': resampler_seconds, 'sample_seconds': sample_seconds,
                        'machine': machine_description()}
                 append_rows(args.results, [row])
