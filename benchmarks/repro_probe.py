@@ -10,7 +10,10 @@ between runs), after the harness's ``seed_everything``. Each run prints and appe
 ``benchmarks/results/repro_probe.csv`` the MD5 (first 10 hex digits) of the fitted weights, of
 SFT's per-epoch losses, of the alignment history and of ``--sample-rows`` sampled rows. Equal
 fingerprints across runs: the fit is reproducible in a plain process. ``--tracemalloc`` fits
-with Python's allocation tracing on, as SDGym 0.15.1 does.
+with Python's allocation tracing on, as SDGym 0.15.1 does. Each row also carries round 0's
+held-out detection AUC in full (comparable with a harness cell's ``alignment_history.csv``), and
+``--history-dir`` keeps each run's per-epoch SFT losses and alignment history as JSON, to find
+the first epoch at which two runs part.
 """
 
 import argparse
@@ -19,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -27,6 +31,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / 'results' / 'repro_probe.csv'
 sys.path.insert(0, str(HERE))
+from alignment import append_rows  # noqa: E402
 from fit_phases import HARNESS, harness_fit  # noqa: E402
 
 
@@ -58,6 +63,14 @@ def fit_once(args):
     torch.set_num_threads(args.threads)
     synthesizer, fit_seconds = harness_fit(metadata, train, args.seed, options, args.tracemalloc)
     model = synthesizer._model
+    alignment = synthesizer.get_alignment_history()
+    if args.history_dir:
+        args.history_dir.mkdir(parents=True, exist_ok=True)
+        name = (f"{args.dataset}_s{args.seed}_hash{os.environ.get('PYTHONHASHSEED', '')}"
+                f"{'_traced' if args.tracemalloc else ''}_{time.strftime('%Y%m%dT%H%M%S')}.json")
+        (args.history_dir / name).write_text(json.dumps(
+            {'sft': model.history, 'alignment': alignment.to_dict(orient='records')},
+            default=float))
     return {
         'dataset': args.dataset, 'seed': args.seed,
         'options': json.dumps({**HARNESS, **options}, sort_keys=True),
@@ -66,8 +79,9 @@ def fit_once(args):
         'weights': weights_fingerprint(model.model),
         'sft_history': fingerprint(
             json.dumps(model.history, sort_keys=True, default=float).encode()),
-        'alignment_history': fingerprint(
-            synthesizer.get_alignment_history().to_csv(index=False).encode()),
+        'alignment_history': fingerprint(alignment.to_csv(index=False).encode()),
+        'round0_detection_auc': (float(alignment['detection_auc'].iloc[0])
+                                 if 'detection_auc' in alignment and len(alignment) else None),
         'sample': fingerprint(synthesizer.sample(args.sample_rows).to_csv(index=False).encode()),
         'fit_seconds': round(fit_seconds, 1), 'machine': machine_description(),
     }
@@ -85,6 +99,8 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--tracemalloc', action='store_true')
     parser.add_argument('--results', type=Path, default=RESULTS)
+    parser.add_argument('--history-dir', type=Path, default=None,
+                        help="keep each run's SFT and alignment histories here as JSON")
     parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -99,8 +115,7 @@ def main(argv=None):
         print(', '.join(f'{k}={v}' for k, v in row.items() if k not in ('machine', 'options')),
               flush=True)
         args.results.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame([row]).to_csv(args.results, mode='a', index=False,
-                                   header=not args.results.exists())
+        append_rows(args.results, [row])
 
 
 if __name__ == '__main__':
