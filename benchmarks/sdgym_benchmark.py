@@ -560,9 +560,29 @@ def machine_description():
     capability = getattr(torch.backends.cpu, 'get_cpu_capability', lambda: None)()
     if capability:
         text += f', {capability} kernels'
+    text += cpu_identity()
     if torch.cuda.is_available():
         text += f', {torch.cuda.get_device_name(0)}'
     return text
+
+
+def cpu_identity(cpuinfo='/proc/cpuinfo'):
+    """', <model name> (family/model/stepping), <cache>[, AMX]' from Linux's cpuinfo ('' where
+    there is none). Recorded because MKL, which runs torch's CPU matrix products, picks its
+    kernels by processor and, with its conditional numerical reproducibility off (MKL's
+    default; ``MKL_VERBOSE=1`` prints ``CNR:OFF``), results may differ in the last bits between
+    processors (docs/benchmarks.md)."""
+    try:
+        first = Path(cpuinfo).read_text().split('\n\n', 1)[0]
+    except OSError:
+        return ''
+    fields = dict(line.split(':', 1) for line in first.splitlines() if ':' in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    if 'model name' not in fields:
+        return ''
+    text = (f", {fields['model name']} ({fields.get('cpu family', '?')}/{fields.get('model', '?')}"
+            f"/{fields.get('stepping', '?')}), {fields.get('cache size', '? KB')} cache")
+    return text + (', AMX' if 'amx_tile' in fields.get('flags', '').split() else '')
 
 
 def git_commit(repo=REPO):

@@ -287,3 +287,13 @@ def test_device_fit_fits_then_scores_a_cell_outside_sdgym(tmp_path):
     rows = pd.read_csv(results)
     assert len(rows) == 2 and rows[list(bench.METRICS)].notna().all().all()
     assert (rows['dataset'] == 'tiny').all() and (rows['device'] == 'cpu').all()
+
+
+def test_cpu_identity_reads_the_first_processor_of_cpuinfo(tmp_path):
+    info = tmp_path / 'cpuinfo'
+    info.write_text('processor\t: 0\nmodel name\t: Some Xeon\ncpu family\t: 6\nmodel\t\t: 143\n'
+                    'stepping\t: 8\ncache size\t: 1024 KB\nflags\t\t: fpu avx512f amx_tile\n\n'
+                    'processor\t: 1\nmodel name\t: Other\n')
+    assert bench.cpu_identity(info) == ', Some Xeon (6/143/8), 1024 KB cache, AMX'
+    info.write_text('processor\t: 0\nflags\t\t: fpu\n')  # no model name: nothing to say
+    assert bench.cpu_identity(info) == '' and bench.cpu_identity(tmp_path / 'none') == ''
