@@ -28,38 +28,24 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / 'results' / 'device_fit.csv'
 sys.path.insert(0, str(HERE))
-from alignment import append_rows  # noqa: E402
+from alignment import append_rows, load_table  # noqa: E402
 from fit_phases import harness_fit, time_phases  # noqa: E402
 from repro_probe import weights_fingerprint  # noqa: E402
-from sdgym_benchmark import (DEFAULT_DATA_DIR, git_commit, machine_description,  # noqa: E402
-                             synthesizer_spec, tabgraa_kwargs)
+from sdgym_benchmark import (DEFAULT_DATA_DIR, git_commit, kept_round_of,  # noqa: E402
+                             machine_description, package_versions, synthesizer_spec,
+                             tabgraa_kwargs)
 
-
-def load_table(folder):
-    from sdv.metadata import Metadata
-
-    manifest = json.loads((folder / 'dataset.json').read_text())
-    metadata = Metadata.load_from_json(folder / 'metadata.json')
-    return manifest, metadata
-
-
-def versions():
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for package in ('torch', 'transformers', 'peft', 'sdv', 'pandas', 'numpy', 'scikit-learn'):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = ''
-    return out
+VERSIONS = ('torch', 'transformers', 'peft', 'sdv', 'pandas', 'numpy', 'scikit-learn')
 
 
 def fit(args):
     import torch
+    from sdv.metadata import Metadata
 
+    # the training split only: a GPU machine's copy of the table needs no test.csv
     folder = args.data_dir / args.dataset
-    manifest, metadata = load_table(folder)
+    manifest = json.loads((folder / 'dataset.json').read_text())
+    metadata = Metadata.load_from_json(folder / 'metadata.json')
     train = pd.read_csv(folder / 'train.csv')
     spec = synthesizer_spec(args.synthesizer, quick=args.quick, device=args.device)
     spec.update(target=manifest.get('target'), task=manifest.get('task'))
@@ -69,8 +55,6 @@ def fit(args):
     start = time.perf_counter()
     synthetic = synthesizer.sample(len(train))
     sample_seconds = time.perf_counter() - start
-    history = synthesizer.get_alignment_history()
-    kept = history.loc[history['kept'].astype(bool), 'round'] if 'kept' in history else []
     loss = synthesizer.get_loss_values()
     name = f'{args.dataset}_{args.synthesizer}_s{args.seed}_{args.device.replace(":", "")}'
     args.out.mkdir(parents=True, exist_ok=True)
@@ -85,9 +69,9 @@ def fit(args):
         'sample_seconds': round(sample_seconds, 2),
         'sample_rows_per_second': round(len(train) / sample_seconds),
         'sft_epochs': int((loss['Phase'] == 'sft').sum()),
-        'kept_round': int(kept.iloc[0]) if len(kept) else None,
+        'kept_round': kept_round_of(synthesizer.get_alignment_history()),
         'weights': weights_fingerprint(synthesizer._model.model),
-        'synthetic_csv': f'{name}.csv', 'versions': versions(),
+        'synthetic_csv': f'{name}.csv', 'versions': package_versions(VERSIONS),
         # 'unknown' where the checkout travelled without its .git (as to the GPU machine)
         'git_commit': git_commit(),
     }
@@ -99,10 +83,7 @@ def score(args):
     from tabgraa_sdv.metrics import evaluate
 
     record = json.loads(args.record.read_text())
-    folder = args.data_dir / record['dataset']
-    manifest, metadata = load_table(folder)
-    train = pd.read_csv(folder / 'train.csv')
-    test = pd.read_csv(folder / 'test.csv')
+    train, test, metadata, manifest = load_table(args.data_dir, record['dataset'])
     synthetic = pd.read_csv(args.record.parent / record['synthetic_csv'], low_memory=False)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')

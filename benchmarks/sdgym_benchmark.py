@@ -505,7 +505,13 @@ def kept_round(spec):
     path = alignment_history_path(spec)
     if spec['kind'] != 'tabgraa' or not path.exists():
         return None
-    history = pd.read_csv(path)
+    return kept_round_of(pd.read_csv(path))
+
+
+def kept_round_of(history):
+    """The round an alignment history kept (0: the SFT model), or None (no round marked)."""
+    if 'kept' not in history:
+        return None
     kept = history.loc[history['kept'].astype(bool), 'round']
     return int(kept.iloc[0]) if len(kept) else None
 
@@ -597,16 +603,21 @@ def git_commit(repo=REPO):
         return 'unknown'
 
 
-def versions():
+def package_versions(packages):
+    """``{package: installed version}``, ``''`` for a package that is not installed."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for package in ('sdgym', 'sdv'):
+    for package in packages:
         try:
-            out[f'{package}_version'] = version(package)
+            out[package] = version(package)
         except PackageNotFoundError:
-            out[f'{package}_version'] = ''
+            out[package] = ''
     return out
+
+
+def versions():
+    return {f'{package}_version': v for package, v in package_versions(('sdgym', 'sdv')).items()}
 
 
 # ------------------------------------------------------------------------------ results file
