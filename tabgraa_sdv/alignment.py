@@ -38,6 +38,7 @@ per-column entropy) is never kept.
 
 import copy
 import math
+import numbers
 import warnings
 
 import numpy as np
@@ -130,17 +131,23 @@ class Scorer:
         self._onehot_real = None
 
     def reward(self, fresh_tokens, previous_tokens):
+        """Rewards of the ``fresh_tokens`` rows. ``previous_tokens`` is the previous pool, or a
+        list of pools: then one classifier per pool (each on its own subsample of the real
+        rows) and their ``P(real|x)`` averaged, a steadier ranking than one classifier's on a
+        model the classifiers can barely detect (``benchmarks/reward_noise_probe.py``)."""
         fresh_X = self.features.transform(fresh_tokens)
         if self.reward_name == 'callable':
             values = self.user_reward(self._real_frame, self.decode(fresh_tokens))
             return R.validate_reward_values(values, len(fresh_tokens))
         if self.reward_name == 'dcr':
             return R.dcr_reward(self.distance_to_real(fresh_X))
-        classifier = R.two_sample_classifier(
-            self.real_X, self.features.transform(previous_tokens),
-            self.features.classifier_categorical, self.seed,
-        )
-        p_real = classifier.predict_proba(fresh_X)[:, 1]
+        if not isinstance(previous_tokens, (list, tuple)):
+            previous_tokens = [previous_tokens]
+        p_real = np.mean([
+            R.two_sample_classifier(self.real_X, self.features.transform(previous),
+                                    self.features.classifier_categorical, self.seed + i)
+            .predict_proba(fresh_X)[:, 1]
+            for i, previous in enumerate(previous_tokens)], axis=0)
         return {'classifier': R.classifier_reward, 'realism': R.realism_reward,
                 'logodds': R.logodds_reward}[self.reward_name](p_real)
 
@@ -317,8 +324,14 @@ class Aligner:
     def __init__(self, lm, scorer, *, rounds, objective='tabgraa', pool_size=8192,
                  group_size=64, beta=1.0, learning_rate=1e-4, quantile=0.5, adapter='lora',
                  lora_rank=8, patience=2, seed=0, verbose=False, sft_tokens=None, anchor=0.0,
-                 backtrack=None, current_ratio=False, selection='auc_se'):
+                 backtrack=None, current_ratio=False, selection='auc_se', scorers=1):
         self.lm, self.scorer = lm, scorer
+        # scorers > 1: the reward averages that many classifiers, each against its own pool of
+        # the previous policy (scorers - 1 more pools drawn each round), so the ranking carries
+        # less of one classifier's fitting noise.
+        if isinstance(scorers, bool) or not isinstance(scorers, numbers.Integral) or scorers < 1:
+            raise ValueError(f'scorers must be a positive integer, got {scorers!r}.')
+        self.scorers = scorers
         # selection: how much lower a round's held-out detection AUC must be to replace the
         # best round. 'auc_se': more than the round's own (Hanley-McNeil) standard error.
         # 'paired': more than the DeLong standard error of the *difference*, paired over the
@@ -425,6 +438,9 @@ class Aligner:
             self.pools.append(pool)
         return pool
 
+    def _pools(self, n=None):
+        return [self._pool() for _ in range(self.scorers if n is None else n)]
+
     # -- one round of alignment
     def _align_round(self, pool, rewards, optimizer, rng):
         high, low = partition(rewards, self.quantile, self.group_size, rng)
@@ -509,16 +525,17 @@ class Aligner:
         trainable = [p for p in self.policy.parameters() if p.requires_grad]
         learning_rate = self.learning_rate
         optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
-        previous = self._pool()  # round 0: the SFT model's pool, the first scorer's negatives
-        base, best_detection = self._evaluate(0, previous, {})
+        # round 0: the SFT model's pools, the first scorers' negatives
+        previous = self._pools()
+        base, best_detection = self._evaluate(0, previous[0], {})
         best = (base['detection_auc'], 0, self._trainable_state())
-        best_pool = previous
+        best_pools = previous
         # the weights each pool was drawn with (for current_ratio)
         previous_state = fresh_state = best[2]
         self.history = [{**base, 'loss': math.nan, 'reward_mean': math.nan,
                          'reward_high_mean': math.nan, 'reward_low_mean': math.nan,
                          'learning_rate': math.nan, 'kept': True}]
-        fresh = self._pool()
+        fresh, companions = self._pool(), self._pools(self.scorers - 1)
         bar = tqdm(range(1, self.rounds + 1), desc='TabGRAA', unit='round', disable=not self.verbose)
         for round_ in bar:
             rewards = self.scorer.reward(fresh, previous)
@@ -535,7 +552,9 @@ class Aligner:
                                            rng)
             else:
                 loss, _ = self._align_round(fresh, rewards, optimizer, rng)
-            previous, fresh = fresh, self._pool()  # the next pool comes from the updated policy
+            # the next pools come from the updated policy
+            previous = [fresh, *companions]
+            fresh, companions = self._pool(), self._pools(self.scorers - 1)
             if self.current_ratio:  # a copy of the trainable weights, so only when needed
                 previous_state, fresh_state = fresh_state, self._trainable_state()
             row, detection = self._evaluate(round_, fresh, {
@@ -548,14 +567,15 @@ class Aligner:
             row['kept'] = False
             if not collapsed and self._improves(row, best[0]):
                 best = (row['detection_auc'], round_, self._trainable_state())
-                best_detection, best_pool = detection, fresh
+                best_detection, best_pools = detection, [fresh, *companions]
                 row['kept'] = True
             self.history.append(row)
             if self.backtrack and not row['kept'] and round_ < self.rounds:
                 self.policy.load_state_dict(best[2], strict=False)
                 learning_rate *= self.backtrack
                 optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
-                previous, fresh = best_pool, self._pool()
+                previous = best_pools
+                fresh, companions = self._pool(), self._pools(self.scorers - 1)
                 previous_state = fresh_state = best[2]
             bar.set_postfix(auc=f"{row['detection_auc']:.3f}", best=best[1])
             if round_ - best[1] >= self.patience:

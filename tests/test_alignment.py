@@ -527,6 +527,61 @@ def test_current_ratio_needs_the_logodds_reward(lm_tokens):
         lm.align(*lm_tokens, rounds=1, reward='classifier', current_ratio=True, **ALIGN)
 
 
+def test_several_scorers_average_p_real_of_one_classifier_per_previous_pool(lm_tokens):
+    lm, _ = fit_lm()
+    train, holdout = lm_tokens
+    lm.set_random_state(3)
+    fresh, first, second = (lm.sample_token_rows(120) for _ in range(3))
+    scorer = Scorer(lm.codec, train, holdout, reward='logodds', seed=7)
+    features = scorer.features
+
+    def p_real(previous, seed):
+        classifier = A.R.two_sample_classifier(
+            scorer.real_X, features.transform(previous), features.classifier_categorical, seed)
+        return classifier.predict_proba(features.transform(fresh))[:, 1]
+
+    averaged = scorer.reward(fresh, [first, second])
+    np.testing.assert_allclose(averaged, A.R.logodds_reward((p_real(first, 7)
+                                                              + p_real(second, 8)) / 2))
+    # one pool, bare or in a list, is the single classifier of the paper's reward
+    np.testing.assert_allclose(scorer.reward(fresh, first), A.R.logodds_reward(p_real(first, 7)))
+    np.testing.assert_allclose(scorer.reward(fresh, [first]), scorer.reward(fresh, first))
+    assert not np.allclose(averaged, scorer.reward(fresh, first))
+
+
+def test_scorers_draw_companion_pools_that_only_the_scorer_sees(lm_tokens, monkeypatch):
+    """With scorers=2 each round draws the pool it trains on plus one companion from the same
+    policy; the next round's scorer gets both as its previous pools, and the loss sees rows of
+    the trained-on pools only."""
+    calls = []
+    original = Scorer.reward
+
+    def spy(self, fresh, previous):
+        calls.append((fresh, previous))
+        return original(self, fresh, previous)
+
+    monkeypatch.setattr(Scorer, 'reward', spy)
+    lm, _ = fit_lm()
+    train, holdout = lm_tokens
+    aligner = lm.align(train, holdout, record=True, rounds=2, patience=5, scorers=2, **ALIGN)
+    assert len(aligner.pools) == 2 * 4  # round 0, first scored, one after each round: 2 each
+    pools = aligner.pools
+    (fresh1, previous1), (fresh2, previous2) = calls
+    assert [p is q for p, q in zip(previous1, pools[0:2])] == [True, True]
+    assert fresh1 is pools[2] and fresh2 is pools[4]
+    assert len(previous2) == 2 and previous2[0] is fresh1 and previous2[1] is pools[3]
+    trained_on = {row.tobytes() for pool in (fresh1, fresh2) for row in pool}
+    assert all(row.tobytes() in trained_on
+               for batch in aligner.loss_inputs for row in np.asarray(batch, np.int64))
+
+
+@pytest.mark.parametrize('scorers', [0, 1.5, True])
+def test_scorers_must_be_a_positive_integer(lm_tokens, scorers):
+    lm, _ = fit_lm()
+    with pytest.raises(ValueError, match='scorers must be a positive integer'):
+        lm.align(*lm_tokens, rounds=1, scorers=scorers, **ALIGN)
+
+
 def test_a_collapsed_round_is_never_kept(lm_tokens, monkeypatch):
     diversities = iter([(1.0, 1.0), (0.5, 1.0), (1.0, 0.5)])
     aucs = iter([0.9, 0.6, 0.5])
