@@ -331,6 +331,11 @@ class Aligner:
         # less of one classifier's fitting noise.
         if isinstance(scorers, bool) or not isinstance(scorers, numbers.Integral) or scorers < 1:
             raise ValueError(f'scorers must be a positive integer, got {scorers!r}.')
+        if scorers > 1 and scorer.reward_name in ('dcr', 'callable'):
+            raise ValueError(
+                f'scorers={scorers} averages reward classifiers, and reward '
+                f'{scorer.reward_name!r} has none; use scorers=1 or a classifier reward '
+                "('logodds', 'classifier', 'realism').")
         self.scorers = scorers
         # selection: how much lower a round's held-out detection AUC must be to replace the
         # best round. 'auc_se': more than the round's own (Hanley-McNeil) standard error.

@@ -582,6 +582,12 @@ def test_scorers_must_be_a_positive_integer(lm_tokens, scorers):
         lm.align(*lm_tokens, rounds=1, scorers=scorers, **ALIGN)
 
 
+def test_scorers_need_a_classifier_reward(lm_tokens):
+    lm, _ = fit_lm()
+    with pytest.raises(ValueError, match="scorers=2 averages reward classifiers.*'dcr'"):
+        lm.align(*lm_tokens, rounds=1, reward='dcr', scorers=2, **ALIGN)
+
+
 def test_a_collapsed_round_is_never_kept(lm_tokens, monkeypatch):
     diversities = iter([(1.0, 1.0), (0.5, 1.0), (1.0, 0.5)])
     aucs = iter([0.9, 0.6, 0.5])
