@@ -1,0 +1,48 @@
+"""Helpers of benchmark probes whose numbers docs/ quotes: the label draws of
+benchmarks/label_draw_probe.py and the reliability measure of benchmarks/reward_noise_probe.py."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / 'benchmarks'))
+
+import label_draw_probe  # noqa: E402
+import reward_noise_probe  # noqa: E402
+
+
+def test_systematic_draw_tracks_the_running_sum_of_p_in_sorted_order():
+    rng = np.random.default_rng(0)
+    p1 = rng.random(500)
+    p = np.column_stack([1 - p1, p1])
+    picks = label_draw_probe.draws(p, np.random.default_rng(1))
+    order = np.argsort(p1, kind='stable')
+    running = np.cumsum(picks['systematic'][order]) - np.cumsum(p1[order])
+    assert np.abs(running).max() < 1
+    assert set(np.unique(picks['systematic'])) <= {0, 1}
+    np.testing.assert_array_equal(picks['argmax'], (p1 > 0.5).astype(int))
+
+
+def test_both_random_draws_give_each_row_its_own_chance():
+    p1 = np.linspace(0.05, 0.95, 40)
+    p = np.column_stack([1 - p1, p1])
+    n = 4000
+    means = {draw: np.zeros(len(p1)) for draw in ('independent', 'systematic')}
+    for seed in range(n):
+        picks = label_draw_probe.draws(p, np.random.default_rng(seed))
+        for draw in means:
+            means[draw] += picks[draw] / n
+    for draw, mean in means.items():
+        # 4 standard errors of a mean of n Bernoulli draws
+        assert np.all(np.abs(mean - p1) < 4 * np.sqrt(p1 * (1 - p1) / n)), draw
+
+
+def test_reliability_of_identical_and_independent_rewards():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=2000)
+    assert reward_noise_probe.reliability(a, 2 * a + 1) == (pytest.approx(1.0), 1.0)
+    rho, same_half = reward_noise_probe.reliability(a, rng.normal(size=2000))
+    assert abs(rho) < 0.1 and abs(same_half - 0.5) < 0.05
