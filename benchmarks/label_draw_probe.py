@@ -29,6 +29,7 @@ from sdgym_benchmark import machine_description
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv.codec import ColumnarCodec
 from tabgraa_sdv.labels import LabelModel
+from tabgraa_sdv.model import MAX_BASE
 from tabgraa_sdv.metrics import tstr_score
 
 HERE = Path(__file__).parent
@@ -59,7 +60,7 @@ def main(argv=None):
             raise SystemExit(f'{name}: the probe takes a binary classification target.')
         synthesizer = TabGRAASynthesizer(metadata)
         processed = synthesizer.preprocess(train)
-        codec = ColumnarCodec().fit(processed)
+        codec = ColumnarCodec(max_base=MAX_BASE).fit(processed)  # the synthesizer's grid
         tokens = codec.encode(processed)
         slot = int(codec.column_slots[codec.column_names.index(target)][0])
         on_real = tstr_score(test, train, target, info['task'])

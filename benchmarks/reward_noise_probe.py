@@ -5,7 +5,7 @@
 TabGRAA ranks a fresh pool of the model's rows by a reward and trains the policy to prefer the
 top half over the bottom half. With the default ``logodds`` reward a gradient-boosting
 classifier, trained on real rows against the *previous* pool, scores the fresh pool. When that
-classifier can barely tell real from synthetic (held-out AUC 0.52-0.60 on the SFT models here),
+classifier can barely tell real from synthetic (held-out AUC 0.51-0.61 on the SFT models here),
 its ranking may be mostly its own fitting noise, and then the preference pairs teach the policy
 noise (docs/alignment.md).
 
