@@ -157,6 +157,13 @@ def append_rows(path, rows):
     frame.to_csv(path, mode='a', header=not path.exists(), index=False)
 
 
+def record_row(path, row):
+    """A probe's finished row: appended to its results file at once, and printed."""
+    append_rows(path, [row])
+    print(', '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
+                    for k, v in row.items()), flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))

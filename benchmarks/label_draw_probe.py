@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignment import append_rows, load_table
+from alignment import load_table, record_row
 from sdgym_benchmark import machine_description
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv.codec import ColumnarCodec
@@ -77,8 +77,7 @@ def main(argv=None):
                        'label_share': float((frame[target] == train[target].mode()[0]).mean()),
                        'real_label_share': float((train[target] == train[target].mode()[0]).mean()),
                        'machine': machine_description()}
-                append_rows(args.results, [row])
-                print(row, flush=True)
+                record_row(args.results, row)
 
 
 if __name__ == '__main__':

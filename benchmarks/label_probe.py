@@ -32,7 +32,8 @@ from pathlib import Path
 
 import torch
 
-from alignment import CODE_REVISION, add_resampling, append_rows, load_table, sft_synthesizer
+from alignment import (CODE_REVISION, add_resampling, load_table, record_row,
+                       sft_synthesizer)
 from capacity_probe import METRICS
 from sdgym_benchmark import machine_description
 from tabgraa_sdv.labels import LabelModel
@@ -73,9 +74,7 @@ def main(argv=None):
                           'real_label_share': float((train[target] == common).mean())}
             row.update(scores, **shares, code_revision=CODE_REVISION,
                        machine=machine_description())
-            append_rows(args.results, [row])
-            print(', '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
-                            for k, v in row.items()), flush=True)
+            record_row(args.results, row)
 
         for seed in args.seeds:
             synthesizer, _ = sft_synthesizer(args.root, name, seed, anneal_epochs=3)

@@ -22,7 +22,8 @@ import argparse
 import time
 from pathlib import Path
 
-from alignment import CODE_REVISION, add_resampling, append_rows, load_table, sft_synthesizer
+from alignment import (CODE_REVISION, add_resampling, load_table, record_row,
+                       sft_synthesizer)
 from capacity_probe import METRICS
 from fit_phases import harness_fit
 from sdgym_benchmark import (TABGRAA_CODE_REVISION, machine_description, synthesizer_spec,
@@ -69,9 +70,7 @@ def main(argv=None):
                        'code_revision': revision, **scores,
                        'resampler_seconds': resampler_seconds, 'sample_seconds': sample_seconds,
                        'machine': machine_description()}
-                append_rows(args.results, [row])
-                print(', '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
-                                for k, v in row.items()), flush=True)
+                record_row(args.results, row)
 
 
 if __name__ == '__main__':

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from alignment import append_rows, load_table, sft_synthesizer
+from alignment import load_table, record_row, sft_synthesizer
 from sdgym_benchmark import machine_description
 from tabgraa_sdv import rewards as R
 from tabgraa_sdv.alignment import Scorer
@@ -119,9 +119,7 @@ def main(argv=None):
                            np.mean(np.sort(a)[len(a) // 2:]) - np.mean(np.sort(a)[:len(a) // 2])),
                        'score_seconds': seconds, 'sample_seconds': sample_seconds,
                        'machine': machine_description()}
-                append_rows(args.results, [row])
-                print(', '.join(f'{k_}={v:.4f}' if isinstance(v, float) else f'{k_}={v}'
-                                for k_, v in row.items()), flush=True)
+                record_row(args.results, row)
 
 
 if __name__ == '__main__':
