@@ -22,7 +22,9 @@ row in the same half (0.5: chance; 1: the same partition). Estimators:
 * ``K scorers``: ``Scorer.reward`` with ``K`` previous pools, as the aligner calls it with
   ``scorers=K``: one classifier per pool, their ``P(real|x)`` averaged;
 * ``one scorer, all rows``: one classifier on every real training row against ``K`` previous
-  pools together (balanced by class weights).
+  pools together (balanced by class weights);
+* ``histogram``: the classifier-free ``histogram`` reward, with the model's frequencies
+  counted on one previous pool (in ``fit`` they are counted on the fresh pool itself).
 
 Rows go to ``benchmarks/results/reward_noise_probe.csv``; ``pool_auc`` is the held-out
 detection AUC of the fresh pool (``Scorer.detection_auc``), how detectable the model is.
@@ -75,6 +77,10 @@ def estimators(k):
         'one scorer': lambda s, fresh, pools, seed: with_seed(s, seed).reward(fresh, pools[0]),
         f'{k} scorers': lambda s, fresh, pools, seed: with_seed(s, seed).reward(fresh, pools),
         'one scorer, all rows': all_rows_scorer,
+        # classifier-free: the model's frequencies counted on one previous pool
+        'histogram': lambda s, fresh, pools, seed: R.histogram_reward(
+            s.real_X, s.features.transform(fresh), s.features.categorical,
+            model_X=s.features.transform(pools[0])),
     }
 
 
@@ -90,9 +96,14 @@ def main(argv=None):
     parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0])
     parser.add_argument('--scorers', type=int, default=4, help='K, previous pools per replicate')
+    parser.add_argument('--estimators', nargs='+', help='labels to run (default: all)')
     parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     k = args.scorers
+    chosen = {label: f for label, f in estimators(k).items()
+              if args.estimators is None or label in args.estimators}
+    if not chosen:
+        parser.error(f'--estimators: choose among {list(estimators(k))}')
     for name in args.datasets:
         train, *_ = load_table(args.root, name)
         for seed in args.seeds:
@@ -107,7 +118,7 @@ def main(argv=None):
             pools = [lm.sample_token_rows(POOL_SIZE) for _ in range(2 * k)]
             sample_seconds = time.perf_counter() - start
             pool_auc = scorer.detection_auc(fresh).auc
-            for label, estimate in estimators(k).items():
+            for label, estimate in chosen.items():
                 start = time.perf_counter()
                 a = estimate(scorer, fresh, pools[:k], 1000 * seed)
                 b = estimate(scorer, fresh, pools[k:], 1000 * seed + 500)

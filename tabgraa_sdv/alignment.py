@@ -141,6 +141,8 @@ class Scorer:
             return R.validate_reward_values(values, len(fresh_tokens))
         if self.reward_name == 'dcr':
             return R.dcr_reward(self.distance_to_real(fresh_X))
+        if self.reward_name == 'histogram':
+            return R.histogram_reward(self.real_X, fresh_X, self.features.categorical)
         if not isinstance(previous_tokens, (list, tuple)):
             previous_tokens = [previous_tokens]
         p_real = np.mean([
@@ -331,7 +333,7 @@ class Aligner:
         # less of one classifier's fitting noise.
         if isinstance(scorers, bool) or not isinstance(scorers, numbers.Integral) or scorers < 1:
             raise ValueError(f'scorers must be a positive integer, got {scorers!r}.')
-        if scorers > 1 and scorer.reward_name in ('dcr', 'callable'):
+        if scorers > 1 and scorer.reward_name in ('dcr', 'histogram', 'callable'):
             raise ValueError(
                 f'scorers={scorers} averages reward classifiers, and reward '
                 f'{scorer.reward_name!r} has none; use scorers=1 or a classifier reward '

@@ -199,8 +199,9 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
             with weights ``exp(reward / beta)``).
         reward (str or callable): 'logodds' (the default: log P(real|x) / P(synthetic|x), an
             estimate of log p_data / p_model), 'classifier' (the paper's 1 - |P(real|x) - 0.5|),
-            'realism', 'dcr', or ``reward(real_df, synthetic_df) -> array`` of one finite float
-            per synthetic row.
+            'realism', 'dcr', 'histogram' (classifier-free log p_data / p_model from one- and
+            two-column frequencies), or ``reward(real_df, synthetic_df) -> array`` of one
+            finite float per synthetic row.
         pool_size (int): rows generated and scored per round. Defaults to 8192.
         group_size (int): (high, low) pairs per alignment step. Defaults to 64.
         beta (float): strength of the implicit KL penalty to the SFT model. Defaults to 1.0.

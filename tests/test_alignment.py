@@ -582,10 +582,11 @@ def test_scorers_must_be_a_positive_integer(lm_tokens, scorers):
         lm.align(*lm_tokens, rounds=1, scorers=scorers, **ALIGN)
 
 
-def test_scorers_need_a_classifier_reward(lm_tokens):
+@pytest.mark.parametrize('reward', ['dcr', 'histogram'])
+def test_scorers_need_a_classifier_reward(lm_tokens, reward):
     lm, _ = fit_lm()
-    with pytest.raises(ValueError, match="scorers=2 averages reward classifiers.*'dcr'"):
-        lm.align(*lm_tokens, rounds=1, reward='dcr', scorers=2, **ALIGN)
+    with pytest.raises(ValueError, match=f"scorers=2 averages reward classifiers.*'{reward}'"):
+        lm.align(*lm_tokens, rounds=1, reward=reward, scorers=2, **ALIGN)
 
 
 def test_a_collapsed_round_is_never_kept(lm_tokens, monkeypatch):

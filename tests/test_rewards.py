@@ -209,3 +209,70 @@ def test_two_sample_classifier_fits_with_a_column_missing_in_every_row():
     classifier = two_sample_classifier(real, synthetic, np.array([False, False]))
     p_real = classifier.predict_proba(np.c_[[-2.0, 3.0], [np.nan, np.nan]])[:, 1]
     assert p_real[0] > 0.5 > p_real[1]
+
+
+# ---------------------------------------------------------------------- histogram reward
+def test_histogram_reward_is_zero_when_the_pool_has_the_data_frequencies():
+    rng = np.random.default_rng(0)
+    real = np.column_stack([rng.normal(size=500), rng.integers(0, 4, 500)])
+    categorical = np.array([False, True])
+    np.testing.assert_allclose(R.histogram_reward(real, real.copy(), categorical), 0.0,
+                               atol=1e-12)
+
+
+def test_histogram_reward_lowers_an_over_represented_category():
+    real = np.repeat([0.0, 1.0], [500, 500])[:, None]       # 50 / 50
+    pool = np.repeat([0.0, 1.0], [800, 200])[:, None]       # the model makes 0 too often
+    r = R.histogram_reward(real, pool, np.array([True]), alpha=0.0)
+    np.testing.assert_allclose(r[pool[:, 0] == 0], np.log(0.5 / 0.8))
+    np.testing.assert_allclose(r[pool[:, 0] == 1], np.log(0.5 / 0.2))
+
+
+def test_histogram_reward_lowers_an_over_represented_numeric_range_and_missing_values():
+    rng = np.random.default_rng(1)
+    real = rng.uniform(0, 1, 2000)
+    real[:200] = np.nan                                       # 10% missing
+    pool = rng.uniform(0, 1, 2000) ** 2                       # mass pushed towards 0
+    pool[:600] = np.nan                                       # 30% missing
+    r = R.histogram_reward(real[:, None], pool[:, None], np.array([False]))
+    assert np.isfinite(r).all()
+    assert r[:600].max() < 0                                  # missing: too frequent
+    low, high = pool < 0.1, pool > 0.9
+    assert r[low].mean() < 0 < r[high].mean()
+
+
+def test_histogram_reward_pair_term_rewards_the_data_dependence():
+    """Same marginals, but the data's two binary columns are equal while the pool's are
+    independent: only the pair term can see it, and it prefers rows with x == y."""
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 2, 4000)
+    real = np.column_stack([x, x]).astype(float)
+    pool = rng.integers(0, 2, (4000, 2)).astype(float)
+    r = R.histogram_reward(real, pool, np.array([True, True]))
+    equal = pool[:, 0] == pool[:, 1]
+    assert r[equal].min() > 0 > r[~equal].max()
+
+
+def test_histogram_reward_counts_the_model_on_model_X_when_given():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(600, 2))
+    pool, other = rng.normal(0.5, 1, (300, 2)), rng.normal(0.5, 1, (900, 2))
+    categorical = np.array([False, False])
+    np.testing.assert_array_equal(R.histogram_reward(real, pool, categorical, model_X=pool),
+                                  R.histogram_reward(real, pool, categorical))
+    assert not np.allclose(R.histogram_reward(real, pool, categorical, model_X=other),
+                           R.histogram_reward(real, pool, categorical))
+
+
+def test_histogram_reward_skips_wide_categories_in_pairs_and_survives_an_all_missing_column():
+    rng = np.random.default_rng(4)
+    real = np.column_stack([rng.integers(0, 100, 1000), rng.integers(0, 3, 1000),
+                            np.full(1000, np.nan)]).astype(float)
+    pool = np.column_stack([rng.integers(0, 100, 500), rng.integers(0, 3, 500),
+                            np.full(500, np.nan)]).astype(float)
+    categorical = np.array([True, True, False])
+    r = R.histogram_reward(real, pool, categorical)
+    assert r.shape == (500,) and np.isfinite(r).all()
+    # the 100-category column enters pairs only when allowed
+    wide_in_pairs = R.histogram_reward(real, pool, categorical, max_pair_categories=100)
+    assert not np.allclose(r, wide_in_pairs)

@@ -1,0 +1,48 @@
+"""What does each alignment round do on the test split, whether or not selection keeps it?
+
+    python benchmarks/round_probe.py magic --seeds 0 --rounds 1 2 3 --settings '{"reward": "histogram"}'
+
+``fit`` keeps a round only when its held-out detection AUC beats the best earlier round's by
+more than one standard error, so a reward whose rounds help a little is never seen on the test
+split. This probe runs ``benchmarks/alignment.py``'s cell with that rule replaced by "always keep
+the latest round", for ``rounds`` = each of ``--rounds`` (a run of ``r`` rounds repeats the first
+``r - 1`` of a longer one: same seeds), and scores the last round's model as the benchmark does.
+Rows go to ``benchmarks/results/round_probe.csv`` (``kept_round`` is the forced round), beside the
+SFT-only row of the same table and seed (``rounds`` 0) for comparison.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from alignment import SETTINGS, record_row, run_cell
+from tabgraa_sdv.alignment import Aligner
+
+HERE = Path(__file__).parent
+RESULTS = HERE / 'results' / 'round_probe.csv'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('datasets', nargs='+')
+    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser.add_argument('--rounds', nargs='+', type=int, default=[1, 2, 3])
+    parser.add_argument('--objective', default='tabgraa')
+    parser.add_argument('--settings', default='{}', help='JSON overrides of the alignment settings')
+    parser.add_argument('--results', type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    Aligner._improves = lambda self, row, best_auc: True  # every round replaces the best
+    for name in args.datasets:
+        for seed in args.seeds:
+            for rounds in [0, *args.rounds]:
+                settings = {**SETTINGS, **json.loads(args.settings), 'rounds': rounds}
+                objective = 'sft' if rounds == 0 else args.objective
+                row, history = run_cell(args.root, name, objective, seed, settings)
+                last = history[-1] if history else {}
+                record_row(args.results, {**row, 'selection': 'latest round',
+                                          'held_out_auc': last.get('detection_auc')})
+
+
+if __name__ == '__main__':
+    main()
