@@ -5,6 +5,12 @@ All metrics compare a synthetic table with the real *training* rows it was fit o
 *test* rows it never saw:
 
 quality_score       SDMetrics quality report (column shapes, pair trends) vs the test rows.
+quality_real_bins   the same report with each numeric x categorical pair scored on the *real*
+                    column's bins (SDMetrics' ContingencySimilarity with continuous columns).
+                    The report bins each table's numbers on that table's own range, so one
+                    synthetic value past the real extremes shifts every synthetic bin edge; this
+                    variant moves with the joint distribution, not with the extremes
+                    (``benchmarks/quality_noise_probe.py``).
 logistic_detection  SDMetrics LogisticDetection (1 is indistinguishable).
 tree_detection_auc  3-fold cross-validated AUC of gradient boosting separating test rows from
                     synthetic rows (0.5 is ideal).
@@ -28,8 +34,9 @@ from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 
-METRICS = ('quality_score', 'logistic_detection', 'tree_detection_auc', 'tstr_score',
-           'dcr_share', 'mia_auc', 'alpha_precision', 'beta_recall')
+METRICS = ('quality_score', 'quality_real_bins', 'logistic_detection', 'tree_detection_auc',
+           'tstr_score', 'dcr_share', 'mia_auc', 'alpha_precision', 'beta_recall')
+_CONTINUOUS = ('numerical', 'datetime')
 
 
 class TableEncoder:
@@ -222,17 +229,21 @@ def _evaluate(real_train, real_test, synthetic, metadata, target, task, max_rows
     train_s, test_s, synth_s = cap(real_train), cap(real_test), cap(synthetic)
     encoder = TableEncoder().fit(real_train)
     out = {}
-    if 'quality_score' in metrics or 'logistic_detection' in metrics:
+    if {'quality_score', 'quality_real_bins', 'logistic_detection'} & set(metrics):
         if metadata is None:
             from sdv.metadata import Metadata
 
             metadata = Metadata.detect_from_dataframe(real_train)
-    if 'quality_score' in metrics:
+    if 'quality_score' in metrics or 'quality_real_bins' in metrics:
         from sdmetrics.reports.single_table import QualityReport
 
         report = QualityReport()
         report.generate(real_test, synthetic, _metadata_dict(metadata), verbose=False)
-        out['quality_score'] = float(report.get_score())
+        if 'quality_score' in metrics:
+            out['quality_score'] = float(report.get_score())
+        if 'quality_real_bins' in metrics:
+            out['quality_real_bins'] = quality_real_bins(report, real_test, synthetic,
+                                                         _metadata_dict(metadata))
     if 'logistic_detection' in metrics:
         from sdmetrics.single_table import LogisticDetection
 
@@ -259,6 +270,36 @@ def _evaluate(real_train, real_test, synthetic, metadata, target, task, max_rows
         a, b = alpha_precision_beta_recall(encoder, train_s, synth_s)
         out['alpha_precision'], out['beta_recall'] = a, b
     return out
+
+
+def quality_real_bins(report, real, synthetic, metadata):
+    """A generated SDMetrics ``QualityReport``'s score, with every numeric x categorical pair
+    of Column Pair Trends rescored by ``ContingencySimilarity`` on the real column's bins."""
+    from sdmetrics.column_pairs import ContingencySimilarity
+
+    shapes = report.get_details('Column Shapes')['Score']
+    pairs = report.get_details('Column Pair Trends').copy()
+    columns = metadata['columns']
+    for i, row in pairs.iterrows():
+        names = [row['Column 1'], row['Column 2']]
+        continuous = [n for n in names if columns[n]['sdtype'] in _CONTINUOUS]
+        if row['Metric'] == 'ContingencySimilarity' and continuous and np.isfinite(row['Score']):
+            pairs.loc[i, 'Score'] = ContingencySimilarity.compute(
+                _as_numbers(real[names], continuous, columns),
+                _as_numbers(synthetic[names], continuous, columns),
+                continuous_column_names=continuous)
+    return float(np.nanmean([shapes.mean(), pairs['Score'].mean()]))
+
+
+def _as_numbers(frame, continuous, columns):
+    """Datetime columns as nanoseconds (missing: NaN), so they can be binned like numbers."""
+    frame = frame.copy()
+    for name in continuous:
+        if columns[name]['sdtype'] == 'datetime':
+            when = pd.to_datetime(frame[name], format=columns[name].get('datetime_format'),
+                                  errors='coerce')
+            frame[name] = when.astype('int64').where(when.notna(), np.nan).astype(float)
+    return frame
 
 
 def _unseen_categories_to_mode(synthetic, real, encoder):

@@ -80,3 +80,36 @@ def test_alpha_precision_and_beta_recall_see_a_collapsed_table(real):
     assert fresh['alpha_precision'] > 0.9 and fresh['beta_recall'] > 0.4
     assert shifted['alpha_precision'] < 0.3  # rows outside the real support
     assert collapsed['beta_recall'] < 0.05  # one row covers almost none of the real ones
+
+
+def test_quality_real_bins_ignores_one_outlier_that_moves_the_reports_bins(real):
+    """SDMetrics' report bins the synthetic numbers on their own range: one far value shifts
+    every synthetic bin of x1 and the colour x x1 pair scores low. quality_real_bins bins on the
+    real column, so the same table scores as before; breaking the pair's dependence lowers it.
+    (One number and two categories: a pair of numbers is scored by Pearson correlation, which
+    an outlier does move.)"""
+    columns = ['x1', 'colour', 'label']
+    real = tuple(frame[columns] for frame in real)
+    fresh = draw(400, 2)[columns]
+    outlier = fresh.copy()
+    outlier.loc[0, 'x1'] = fresh['x1'].min() - 2.5 * np.ptp(fresh['x1'])
+    metrics = ('quality_score', 'quality_real_bins')
+    base, moved = scores(real, fresh, metrics), scores(real, outlier, metrics)
+    assert moved['quality_score'] < base['quality_score'] - 0.02
+    assert moved['quality_real_bins'] == pytest.approx(base['quality_real_bins'], abs=0.005)
+    broken = fresh.assign(colour=fresh['colour'].sample(frac=1, random_state=0).to_numpy())
+    assert scores(real, broken, metrics)['quality_real_bins'] < base['quality_real_bins'] - 0.02
+    assert base['quality_real_bins'] <= 1.0
+
+
+def test_quality_real_bins_bins_a_datetime_column_as_a_number():
+    def table(n, seed):
+        rng = np.random.default_rng(seed)
+        days = rng.integers(0, 365, n)
+        when = (pd.Timestamp('2024-01-01') + pd.to_timedelta(days, 'D')).strftime('%Y-%m-%d')
+        return pd.DataFrame({'when': when, 'late': np.where(days > 180, 'yes', 'no')})
+    metadata = {'columns': {'when': {'sdtype': 'datetime', 'datetime_format': '%Y-%m-%d'},
+                            'late': {'sdtype': 'categorical'}}}
+    out = evaluate(table(300, 0), table(300, 1), table(300, 2), metadata=metadata,
+                   metrics=('quality_score', 'quality_real_bins'))
+    assert 0.8 < out['quality_real_bins'] <= 1.0

@@ -1,5 +1,6 @@
 """Helpers of benchmark probes whose numbers docs/ quotes: the label draws of
-benchmarks/label_draw_probe.py and the reliability measure of benchmarks/reward_noise_probe.py."""
+benchmarks/label_draw_probe.py, the reliability measure of benchmarks/reward_noise_probe.py and
+the quality parts of benchmarks/quality_noise_probe.py."""
 
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
 
 import label_draw_probe  # noqa: E402
+import quality_noise_probe  # noqa: E402
 import reward_noise_probe  # noqa: E402
 
 
@@ -46,3 +48,27 @@ def test_reliability_of_identical_and_independent_rewards():
     assert reward_noise_probe.reliability(a, 2 * a + 1) == (pytest.approx(1.0), 1.0)
     rho, same_half = reward_noise_probe.reliability(a, rng.normal(size=2000))
     assert abs(rho) < 0.1 and abs(same_half - 0.5) < 0.05
+
+
+def test_quality_parts_average_to_the_scores_the_benchmarks_record():
+    import pandas as pd
+
+    from tabgraa_sdv.metrics import evaluate
+
+    rng = np.random.default_rng(0)
+
+    def table(n):
+        x = rng.normal(size=n)
+        return pd.DataFrame({'x': x, 'y': x + rng.normal(size=n),
+                             'c': np.where(x + rng.normal(size=n) > 0, 'a', 'b')})
+
+    real, synthetic = table(300), table(300)
+    metadata = {'columns': {'x': {'sdtype': 'numerical'}, 'y': {'sdtype': 'numerical'},
+                            'c': {'sdtype': 'categorical'}}}
+    parts = quality_noise_probe.quality_scores(real, synthetic, metadata)
+    recorded = evaluate(real, real, synthetic, metadata,
+                        metrics=('quality_score', 'quality_real_bins'))
+    assert parts['quality_score'] == pytest.approx(recorded['quality_score'])
+    assert parts['quality_real_bins'] == pytest.approx(recorded['quality_real_bins'])
+    assert parts['quality_score'] == pytest.approx(
+        (parts['column_shapes'] + parts['pair_trends']) / 2)
