@@ -8,14 +8,17 @@ split. This probe runs ``benchmarks/alignment.py``'s cell with that rule replace
 the latest round", for ``rounds`` = each of ``--rounds`` (a run of ``r`` rounds repeats the first
 ``r - 1`` of a longer one: same seeds), and scores the last round's model as the benchmark does.
 Rows go to ``benchmarks/results/round_probe.csv`` (``kept_round`` is the forced round), beside the
-SFT-only row of the same table and seed (``rounds`` 0) for comparison.
+SFT-only row of the same table and seed (``rounds`` 0) for comparison; a cell whose row is there
+already is skipped.
 """
 
 import argparse
 import json
 from pathlib import Path
 
-from alignment import SETTINGS, record_row, run_cell
+import pandas as pd
+
+from alignment import SETTINGS, record_row, run_cell, settings_label
 from tabgraa_sdv.alignment import Aligner
 
 HERE = Path(__file__).parent
@@ -33,11 +36,16 @@ def main(argv=None):
     parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     Aligner._improves = lambda self, row, best_auc: True  # every round replaces the best
+    done = pd.read_csv(args.results) if args.results.exists() else None
     for name in args.datasets:
         for seed in args.seeds:
             for rounds in [0, *args.rounds]:
                 settings = {**SETTINGS, **json.loads(args.settings), 'rounds': rounds}
                 objective = 'sft' if rounds == 0 else args.objective
+                if done is not None and ((done.dataset == name) & (done.seed == seed) & (
+                        done.objective == objective) & (done.rounds == rounds) & (
+                        done.settings == settings_label(settings, objective))).any():
+                    continue  # this cell's row is there already
                 row, history = run_cell(args.root, name, objective, seed, settings)
                 last = history[-1] if history else {}
                 record_row(args.results, {**row, 'selection': 'latest round',
