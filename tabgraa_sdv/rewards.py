@@ -194,7 +194,7 @@ def histogram_reward(real_X, X, categorical, model_X=None, n_bins=20, pair_bins=
         reward += log_ratio(real_bins[:, j], bins[:, j], size)
     real_coarse, coarse, coarse_sizes = histogram_bins(real_X, both, categorical, pair_bins)
     usable = [j for j, size in enumerate(coarse_sizes)
-              if size <= max(max_pair_categories, pair_bins + 2)]
+              if not categorical[j] or size <= max_pair_categories]
     one_way = {j: log_ratio(real_coarse[:, j], coarse[:, j], coarse_sizes[j]) for j in usable}
     for a, j in enumerate(usable):
         for k in usable[a + 1:]:
