@@ -10,6 +10,9 @@ there are skipped, so an interrupted run resumes. The per-round alignment histor
 goes to ``benchmarks/results/alignment_history.csv`` (for the reward/detection plot).
 
 Metrics (``tabgraa_sdv.metrics``) compare ``len(test)`` sampled rows with the table's test split.
+With ``--draws K`` the cell's quality is also scored on ``K - 1`` more samples of the same model
+(columns ``quality_score_draws``, ``quality_real_bins_draws`` and their ``_sd``): one sample's
+quality is noisy (docs/benchmarks.md, "How much quality_score moves between two samples").
 ``fit_seconds`` is the SFT time plus the alignment time of the cell.
 """
 
@@ -21,6 +24,7 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).parent
@@ -96,7 +100,25 @@ def add_resampling(synthesizer, tokens, factor):
     lm.fit_resampler(tokens)
 
 
-def run_cell(root, name, objective, seed, settings):
+def quality_over_draws(synthesizer, train, test, metadata, first, draws, seed):
+    """Mean and sd of ``quality_score`` and ``quality_real_bins`` over ``draws`` samples of
+    ``len(test)`` rows: ``first`` (the cell's scored sample) and ``draws - 1`` more from the
+    same sampler. One draw's quality moves by up to 0.036 on magic with the model unchanged
+    (``benchmarks/quality_noise_probe.py``), so a difference between two models needs several."""
+    from tabgraa_sdv.metrics import evaluate
+
+    names = ('quality_score', 'quality_real_bins')
+    scores = [first] + [evaluate(train, test, synthesizer.sample(len(test)), metadata, seed=seed,
+                                 metrics=names) for _ in range(draws - 1)]
+    out = {'draws': draws}
+    for name in names:
+        values = np.array([score[name] for score in scores])
+        out[f'{name}_draws'] = round(float(values.mean()), 5)
+        out[f'{name}_draws_sd'] = round(float(values.std(ddof=1)), 5)
+    return out
+
+
+def run_cell(root, name, objective, seed, settings, draws=1):
     from tabgraa_sdv.metrics import evaluate
     from tabgraa_sdv.sft import split_rows
 
@@ -127,13 +149,15 @@ def run_cell(root, name, objective, seed, settings):
     synthesizer.reset_sampling()
     synthetic = synthesizer.sample(len(test))
     scores = evaluate(train, test, synthetic, metadata, info['target'], info['task'], seed=seed)
+    extra = (quality_over_draws(synthesizer, train, test, metadata, scores, draws, seed)
+             if draws > 1 else {})
     kept = [row['round'] for row in history if row.get('kept')]
     row = {
         'dataset': name, 'objective': objective,
         'rounds': 0 if objective == 'sft' else settings['rounds'], 'seed': seed,
         **{k: round(v, 5) for k, v in scores.items()},
         'fit_seconds': round(sft_seconds + align_seconds, 1),
-        'align_seconds': round(align_seconds, 1), 'kept_round': kept[0] if kept else 0,
+        'align_seconds': round(align_seconds, 1), 'kept_round': kept[0] if kept else 0, **extra,
         'settings': settings_label(settings, objective),
         'machine': f'{platform.machine()}, 2 cores',
         'finished_at': pd.Timestamp.now(tz='UTC').isoformat(timespec='seconds'),
@@ -171,8 +195,12 @@ def main(argv=None):
     parser.add_argument('--objectives', nargs='+', default=list(OBJECTIVES), choices=OBJECTIVES)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--settings', default='{}', help='JSON overrides of the alignment settings')
+    parser.add_argument('--draws', type=int, default=1,
+                        help='also score quality on this many samples (mean and sd columns)')
     parser.add_argument('--results', default=str(RESULTS))
     args = parser.parse_args(argv)
+    if args.draws < 1:
+        parser.error('--draws must be at least 1')
     settings = {**SETTINGS, **json.loads(args.settings)}
     results = Path(args.results)
     history_path = results.with_name(results.stem + '_history.csv')
@@ -190,7 +218,7 @@ def main(argv=None):
                     print(f'skip {name} {objective} seed {seed}', flush=True)
                     continue
                 print(f'running {name} {objective} seed {seed} ...', flush=True)
-                row, history = run_cell(args.root, name, objective, seed, settings)
+                row, history = run_cell(args.root, name, objective, seed, settings, args.draws)
                 print(json.dumps(row), flush=True)
                 results.parent.mkdir(parents=True, exist_ok=True)
                 append_rows(results, [row])

@@ -1,6 +1,7 @@
 """Helpers of benchmark probes whose numbers docs/ quotes: the label draws of
 benchmarks/label_draw_probe.py, the reliability measure of benchmarks/reward_noise_probe.py and
-the quality parts of benchmarks/quality_noise_probe.py."""
+the quality parts of benchmarks/quality_noise_probe.py and the quality over several draws of
+benchmarks/alignment.py."""
 
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
 
+import alignment as alignment_benchmark  # noqa: E402
 import label_draw_probe  # noqa: E402
 import quality_noise_probe  # noqa: E402
 import reward_noise_probe  # noqa: E402
@@ -72,3 +74,37 @@ def test_quality_parts_average_to_the_scores_the_benchmarks_record():
     assert parts['quality_real_bins'] == pytest.approx(recorded['quality_real_bins'])
     assert parts['quality_score'] == pytest.approx(
         (parts['column_shapes'] + parts['pair_trends']) / 2)
+
+
+def test_quality_over_draws_scores_the_first_sample_and_the_extra_ones():
+    import pandas as pd
+
+    from tabgraa_sdv.metrics import evaluate
+
+    rng = np.random.default_rng(1)
+
+    def table(n, shift=0.0):
+        x = rng.normal(shift, 1.0, n)
+        return pd.DataFrame({'x': x, 'c': np.where(x + rng.normal(size=n) > 0, 'a', 'b')})
+
+    real = table(300)
+    extra = [table(300, shift) for shift in (0.2, 0.5, 1.0)]
+
+    class Sampler:
+        def __init__(self):
+            self.tables = iter(extra)
+
+        def sample(self, n):
+            return next(self.tables)
+
+    metadata = {'columns': {'x': {'sdtype': 'numerical'}, 'c': {'sdtype': 'categorical'}}}
+    names = ('quality_score', 'quality_real_bins')
+    first = {'quality_score': 1.0, 'quality_real_bins': 0.5}
+    out = alignment_benchmark.quality_over_draws(Sampler(), real, real, metadata, first,
+                                                 draws=4, seed=0)
+    scores = [first] + [evaluate(real, real, t, metadata, metrics=names) for t in extra]
+    assert out['draws'] == 4
+    for name in names:
+        values = [score[name] for score in scores]
+        assert out[f'{name}_draws'] == pytest.approx(np.mean(values), abs=1e-5)
+        assert out[f'{name}_draws_sd'] == pytest.approx(np.std(values, ddof=1), abs=1e-5)
