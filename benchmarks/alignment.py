@@ -13,6 +13,7 @@ Metrics (``tabgraa_sdv.metrics``) compare ``len(test)`` sampled rows with the ta
 With ``--draws K`` the cell's quality is also scored on ``K - 1`` more samples of the same model
 (columns ``quality_score_draws``, ``quality_real_bins_draws`` and their ``_sd``): one sample's
 quality is noisy (docs/benchmarks.md, "How much quality_score moves between two samples").
+The resume check does not look at ``--draws``: write such runs to a results file of their own.
 ``fit_seconds`` is the SFT time plus the alignment time of the cell.
 """
 

@@ -4,8 +4,9 @@
 
 ``fit`` keeps a round only when its held-out detection AUC beats the best earlier round's by
 more than one standard error, so a reward whose rounds help a little is never seen on the test
-split. This probe runs ``benchmarks/alignment.py``'s cell with that rule replaced by "always keep
-the latest round", for ``rounds`` = each of ``--rounds`` (a run of ``r`` rounds repeats the first
+split. This probe runs ``benchmarks/alignment.py``'s cell with that rule replaced by "keep the
+latest round whatever its AUC" (the diversity guard still rejects a collapsed round; then
+``held_out_auc`` is that rejected round's), for ``rounds`` = each of ``--rounds`` (a run of ``r`` rounds repeats the first
 ``r - 1`` of a longer one: same seeds), and scores the last round's model as the benchmark does.
 Rows go to ``benchmarks/results/round_probe.csv`` (``kept_round`` is the forced round), beside the
 SFT-only row of the same table and seed (``rounds`` 0) for comparison; a cell whose row is there

@@ -5,8 +5,8 @@
 Takes the cached SFT model of ``benchmarks/alignment.py``, runs one alignment round that is kept
 whatever its held-out AUC (as ``benchmarks/round_probe.py`` does), and samples ``len(test)``
 rows from the model before and after the round (each from a fresh sampler). For both it prints
-the quality report's score, every column's shape score, the pairs whose score moved most, and
-each numeric column's range. For the pair that moved most it also prints SDMetrics' standalone
+the quality report's score, every column's shape score, the five pairs whose score fell most,
+and each numeric column's range. For the pair that fell most it also prints SDMetrics' standalone
 ``ContingencySimilarity`` on the *real* column's bins. Nothing is written; the output is the
 record.
 """

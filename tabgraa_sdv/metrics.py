@@ -274,7 +274,9 @@ def _evaluate(real_train, real_test, synthetic, metadata, target, task, max_rows
 
 def quality_real_bins(report, real, synthetic, metadata):
     """A generated SDMetrics ``QualityReport``'s score, with every numeric x categorical pair
-    of Column Pair Trends rescored by ``ContingencySimilarity`` on the real column's bins."""
+    of Column Pair Trends rescored by ``ContingencySimilarity`` on the real column's bins.
+    Only pairs the report scored are rescored (a pair below its real-association threshold
+    stays out), and on every row: the report subsamples a pair only past 50,000 rows."""
     from sdmetrics.column_pairs import ContingencySimilarity
 
     shapes = report.get_details('Column Shapes')['Score']

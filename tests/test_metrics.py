@@ -113,3 +113,10 @@ def test_quality_real_bins_bins_a_datetime_column_as_a_number():
     out = evaluate(table(300, 0), table(300, 1), table(300, 2), metadata=metadata,
                    metrics=('quality_score', 'quality_real_bins'))
     assert 0.8 < out['quality_real_bins'] <= 1.0
+    # one date far past the real range: the report's own bins move, the real bins do not
+    far = table(300, 2)
+    far.loc[0, 'when'] = '2030-06-01'
+    moved = evaluate(table(300, 0), table(300, 1), far, metadata=metadata,
+                     metrics=('quality_score', 'quality_real_bins'))
+    assert moved['quality_score'] < out['quality_score'] - 0.02
+    assert moved['quality_real_bins'] == pytest.approx(out['quality_real_bins'], abs=0.01)

@@ -253,6 +253,25 @@ def test_histogram_reward_pair_term_rewards_the_data_dependence():
     assert r[equal].min() > 0 > r[~equal].max()
 
 
+def test_histogram_reward_pair_term_of_a_number_and_a_category():
+    """Unequal cell counts (a number's 6 + 2 pair bins, 3 categories): in the data the category
+    follows the number's tercile, in the pool it is drawn apart from it. Rows that follow the
+    data's rule must score higher, and the two marginals alone give them nothing."""
+    rng = np.random.default_rng(6)
+    n = 6000
+    x = rng.uniform(0, 1, n)
+    real = np.column_stack([x, np.minimum((x * 3).astype(int), 2)]).astype(float)
+    px = rng.uniform(0, 1, n)
+    pool = np.column_stack([px, rng.integers(0, 3, n)]).astype(float)
+    categorical = np.array([False, True])
+    r = R.histogram_reward(real, pool, categorical)
+    follows = pool[:, 1] == np.minimum((pool[:, 0] * 3).astype(int), 2)
+    assert r[follows].mean() > 1.0 > -1.0 > r[~follows].mean()
+    marginals_only = R.histogram_reward(real, pool, categorical, max_pair_categories=2,
+                                        pair_bins=6)  # the category leaves the pairs
+    assert abs(marginals_only[follows].mean() - marginals_only[~follows].mean()) < 0.1
+
+
 def test_histogram_reward_counts_the_model_on_model_X_when_given():
     rng = np.random.default_rng(3)
     real = rng.normal(size=(600, 2))
