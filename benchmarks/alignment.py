@@ -32,6 +32,7 @@ HERE = Path(__file__).parent
 RESULTS = HERE / 'results' / 'alignment.csv'
 HISTORY = HERE / 'results' / 'alignment_history.csv'
 WORK = HERE / 'work'
+ROOT = HERE.parent.parent / 'shared' / 'datasets'
 DATASETS = ('adult', 'default', 'shoppers', 'magic', 'beijing')
 OBJECTIVES = ('sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo', 'distill')
 # Alignment settings of every objective (the synthesizer's defaults, patience raised so that
@@ -182,6 +183,18 @@ def append_rows(path, rows):
     frame.to_csv(path, mode='a', header=not path.exists(), index=False)
 
 
+def probe_parser(doc, results, seeds=(0,)):
+    """A probe's command line: the tables, ``--root``, ``--seeds`` (left out when ``seeds`` is
+    None) and ``--results``; the probe adds its own options."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument('datasets', nargs='+')
+    parser.add_argument('--root', default=str(ROOT))
+    if seeds is not None:
+        parser.add_argument('--seeds', nargs='+', type=int, default=list(seeds))
+    parser.add_argument('--results', type=Path, default=results)
+    return parser
+
+
 def record_row(path, row):
     """A probe's finished row: appended to its results file at once, and printed."""
     append_rows(path, [row])
@@ -191,7 +204,7 @@ def record_row(path, row):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
+    parser.add_argument('--root', default=str(ROOT))
     parser.add_argument('--datasets', nargs='+', default=list(DATASETS))
     parser.add_argument('--objectives', nargs='+', default=list(OBJECTIVES), choices=OBJECTIVES)
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])

@@ -19,12 +19,11 @@ same ``p_hat``:
 Binary targets only. Rows go to ``benchmarks/results/label_draw_probe.csv``.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
-from alignment import load_table, record_row
+from alignment import load_table, probe_parser, record_row
 from sdgym_benchmark import machine_description
 from tabgraa_sdv import TabGRAASynthesizer
 from tabgraa_sdv.codec import ColumnarCodec
@@ -47,11 +46,7 @@ def draws(p, rng):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    parser.add_argument('--results', type=Path, default=RESULTS)
+    parser = probe_parser(__doc__, RESULTS, seeds=(0, 1, 2))
     args = parser.parse_args(argv)
     for name in args.datasets:
         train, test, metadata, info = load_table(args.root, name)

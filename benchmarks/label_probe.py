@@ -25,14 +25,13 @@ regression target (beijing's ``pm2.5``) has ``label_mean`` and ``real_label_mean
 no bootstrap variant.
 """
 
-import argparse
 import itertools
 import time
 from pathlib import Path
 
 import torch
 
-from alignment import (CODE_REVISION, add_resampling, load_table, record_row,
+from alignment import (CODE_REVISION, add_resampling, load_table, probe_parser, record_row,
                        sft_synthesizer)
 from capacity_probe import METRICS
 from sdgym_benchmark import machine_description
@@ -47,11 +46,7 @@ VARIANTS = {'one fit': {'n_models': 1}, '5 subsamples': {}, '5 bootstraps': {'bo
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
-    parser.add_argument('--results', type=Path, default=RESULTS)
+    parser = probe_parser(__doc__, RESULTS)
     parser.add_argument('--factors', nargs='+', type=int, default=[4],
                         help='resampling factors of the SFT rows (each a row of its own)')
     parser.add_argument('--sft-only', action='store_true',

@@ -12,14 +12,13 @@ Models: the cached SFT synthesizers of ``benchmarks/alignment.py`` (``sft_synthe
 anneal, no alignment). Rows are appended to ``benchmarks/results/lm_target_probe.csv``.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from alignment import append_rows, load_table, sft_synthesizer
+from alignment import append_rows, load_table, probe_parser, sft_synthesizer
 from sdgym_benchmark import machine_description
 
 HERE = Path(__file__).parent
@@ -67,13 +66,9 @@ def target_auc(synthesizer, train, test, target):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser = probe_parser(__doc__, RESULTS)
     parser.add_argument('--code-revision', type=int, required=True,
                         help='code revision of the cached SFT models to read')
-    parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     for name in args.datasets:
         train, test, _, info = load_table(args.root, name)

@@ -21,13 +21,12 @@ each numeric x categorical pair rescored by ``ContingencySimilarity`` on the rea
 to ``benchmarks/results/quality_noise_probe.csv``.
 """
 
-import argparse
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from alignment import load_table, record_row, sft_synthesizer
+from alignment import load_table, probe_parser, record_row, sft_synthesizer
 from sdgym_benchmark import machine_description
 from tabgraa_sdv.metrics import quality_real_bins
 
@@ -51,12 +50,9 @@ def quality_scores(real, synthetic, table_metadata):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
+    parser = probe_parser(__doc__, RESULTS, seeds=None)
     parser.add_argument('--draws', type=int, default=10)
     parser.add_argument('--sources', nargs='+', default=['Real', 'TabGRAA-SFT'])
-    parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     warnings.filterwarnings('ignore', module='sdmetrics')
     for name in args.datasets:

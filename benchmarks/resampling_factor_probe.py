@@ -18,11 +18,10 @@ the current code revision's settings for the table (``fit_phases.harness_fit``; 
 samples it at every factor; the ``fit`` column says which model the row sampled.
 """
 
-import argparse
 import time
 from pathlib import Path
 
-from alignment import (CODE_REVISION, add_resampling, load_table, record_row,
+from alignment import (CODE_REVISION, add_resampling, load_table, probe_parser, record_row,
                        sft_synthesizer)
 from capacity_probe import METRICS
 from fit_phases import harness_fit
@@ -35,12 +34,8 @@ RESULTS = HERE / 'results' / 'resampling_factor_probe.csv'
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser = probe_parser(__doc__, RESULTS)
     parser.add_argument('--factors', nargs='+', type=int, default=[1, 4, 8, 16])
-    parser.add_argument('--results', type=Path, default=RESULTS)
     parser.add_argument('--harness', choices=['TabGRAA', 'TabGRAA-SFT'],
                         help="fit this harness cell's model instead of the cached SFT one")
     args = parser.parse_args(argv)

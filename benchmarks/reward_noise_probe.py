@@ -30,7 +30,6 @@ Rows go to ``benchmarks/results/reward_noise_probe.csv``; ``pool_auc`` is the he
 detection AUC of the fresh pool (``Scorer.detection_auc``), how detectable the model is.
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -38,7 +37,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from alignment import load_table, record_row, sft_synthesizer
+from alignment import load_table, probe_parser, record_row, sft_synthesizer
 from sdgym_benchmark import machine_description
 from tabgraa_sdv import rewards as R
 from tabgraa_sdv.alignment import Scorer
@@ -91,13 +90,9 @@ def reliability(a, b):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser = probe_parser(__doc__, RESULTS)
     parser.add_argument('--scorers', type=int, default=4, help='K, previous pools per replicate')
     parser.add_argument('--estimators', nargs='+', help='labels to run (default: all)')
-    parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     k = args.scorers
     chosen = {label: f for label, f in estimators(k).items()

@@ -13,30 +13,31 @@ SFT-only row of the same table and seed (``rounds`` 0) for comparison; a cell wh
 already is skipped.
 """
 
-import argparse
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from alignment import SETTINGS, record_row, run_cell, settings_label
+from alignment import SETTINGS, probe_parser, record_row, run_cell, settings_label
 from tabgraa_sdv.alignment import Aligner
 
 HERE = Path(__file__).parent
 RESULTS = HERE / 'results' / 'round_probe.csv'
 
 
+def keep_every_round():
+    """From now on every alignment round replaces the best one, whatever its held-out AUC
+    (the diversity guard still applies)."""
+    Aligner._improves = lambda self, row, best_auc: True
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser = probe_parser(__doc__, RESULTS)
     parser.add_argument('--rounds', nargs='+', type=int, default=[1, 2, 3])
     parser.add_argument('--objective', default='tabgraa')
     parser.add_argument('--settings', default='{}', help='JSON overrides of the alignment settings')
-    parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    Aligner._improves = lambda self, row, best_auc: True  # every round replaces the best
+    keep_every_round()
     done = pd.read_csv(args.results) if args.results.exists() else None
     for name in args.datasets:
         for seed in args.seeds:

@@ -13,14 +13,13 @@ ROC AUC on the real test rows (``lm_target_probe.target_auc``). One row per epoc
 ``benchmarks/results/target_curve_probe.csv``.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
 
-from alignment import append_rows, load_table
+from alignment import append_rows, load_table, probe_parser
 from lm_target_probe import encodable_test_rows, target_auc
 from sdgym_benchmark import machine_description
 
@@ -79,15 +78,11 @@ def curve(root, name, seed, epochs, options, results=RESULTS):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('datasets', nargs='+')
-    parser.add_argument('--root', default=str(HERE.parent.parent / 'shared' / 'datasets'))
-    parser.add_argument('--seeds', nargs='+', type=int, default=[0])
+    parser = probe_parser(__doc__, RESULTS)
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--options', default='{}',
                         help='JSON: {"synthesizer": {...}, "model_config": {...}, '
                              '"weight_decay": x}')
-    parser.add_argument('--results', type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     for name in args.datasets:
         for seed in args.seeds:
