@@ -39,10 +39,11 @@ OBJECTIVES = ('sft', 'sft_more', 'tabgraa', 'dpo', 'kto', 'npo', 'distill')
 # every round is run and recorded).
 # anneal_epochs is the SFT model's (0: the SFT models of the sessions before the anneal).
 # code_revision 2: SFT with the attention-mask fix of commit d3757a5; 3: SFT's epoch bound
-# raised from 1.5 M to 3 M row passes; 4: SFT with the rank embedding (model.RANK_EMBEDDING).
+# raised from 1.5 M to 3 M row passes; 4: SFT with the rank embedding (model.RANK_EMBEDDING);
+# 5: the compact backbone without dropout (backbone.compact_config's default, was 0.1).
 # Rows without the key predate revision 2. Only the current revision's SFT models can be
 # trained; earlier ones are read from the cache.
-CODE_REVISION = 4
+CODE_REVISION = 5
 SETTINGS = {'rounds': 3, 'patience': 3, 'reward': 'logodds', 'learning_rate': 2e-5,
             'anneal_epochs': 3, 'code_revision': CODE_REVISION}
 

@@ -67,9 +67,10 @@ def run_cell(root, dataset, seed, config, options=None):
 
 
 def setting(row):
-    """Width × layers, and the other TabularLM overrides when there are any."""
-    options = json.loads(row.options)
-    extra = ', '.join(f'{k}={v}' for k, v in options.items())
+    """Width × layers, and the other config and TabularLM overrides when there are any."""
+    config = {k: v for k, v in json.loads(row.config).items()
+              if k not in ('n_embd', 'n_layer', 'n_head')}
+    extra = ', '.join(f'{k}={v}' for k, v in {**config, **json.loads(row.options)}.items())
     return f'{row.n_embd} × {row.n_layer}' + (f', {extra}' if extra else '')
 
 
@@ -91,26 +92,39 @@ def table(results):
     machines = '; '.join(sorted(frame.machine.unique()))
     return ('\n'.join(lines) + f'\n\nMachine, as recorded: {machines}. One process at a time. '
             'Code revision 1: before the attention-mask fix (d3757a5); 2: with it; '
-            '3: SFT epoch bound 3 M row passes; 4: the rank embedding on by default.\n\n'
+            '3: SFT epoch bound 3 M row passes; 4: the rank embedding on by default; '
+            '5: no dropout by default (was 0.1).\n\n'
             + differences(frame))
 
 
 def differences(frame, base='{}'):
-    """Each non-default setting against the default of the same dataset, seed and revision."""
+    """Each non-default setting against the default of the same dataset, seed and revision.
+
+    A default that ran more than once counts as the mean of its runs, on the same machine when
+    it ran there (fit times of two machines do not compare), else on every machine (marked).
+    """
     metrics = ['best_val_loss', 'quality_score', 'tree_detection_auc', 'tstr_score']
     is_base = (frame.config == base) & (frame.options == base)
-    default = frame[is_base].set_index(['dataset', 'seed', 'code_revision'])
+    cell = ['dataset', 'seed', 'code_revision']
+    columns = metrics + ['fit_seconds']
+    same_machine = frame[is_base].groupby(cell + ['machine'])[columns].mean()
+    any_machine = frame[is_base].groupby(cell)[columns].mean()
     lines = ['Against the default setting of the same table, seed and code revision (the other '
-             'setting minus the default; fit as a ratio):', '',
+             'setting minus the default; fit as a ratio; * the default ran on another machine '
+             'only, so its fit ratio mixes two machines):', '',
              '| dataset | seed | code rev. | setting | val loss | quality | tree detection | TSTR | '
              'fit × |', '|---|---:|---:|---|---:|---:|---:|---:|---:|']
     for row in frame[~is_base].itertuples():
-        if (row.dataset, row.seed, row.code_revision) not in default.index:
+        key = (row.dataset, row.seed, row.code_revision)
+        if key + (row.machine,) in same_machine.index:
+            ref, mark = same_machine.loc[key + (row.machine,)], ''
+        elif key in any_machine.index:
+            ref, mark = any_machine.loc[key], '*'
+        else:
             continue
-        ref = default.loc[(row.dataset, row.seed, row.code_revision)]
         deltas = ' | '.join(f'{getattr(row, m) - ref[m]:+.4f}' for m in metrics)
         lines.append(f'| {row.dataset} | {row.seed} | {row.code_revision} | {setting(row)} | '
-                     f'{deltas} | {row.fit_seconds / ref.fit_seconds:.2f} |')
+                     f'{deltas} | {row.fit_seconds / ref.fit_seconds:.2f}{mark} |')
     return '\n'.join(lines) + '\n'
 
 

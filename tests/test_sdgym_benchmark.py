@@ -249,14 +249,16 @@ def test_revision_5_weighs_the_cells_target_column_and_earlier_revisions_did_not
     assert 'column_weights' not in bench.tabgraa_kwargs(dict(earlier, target='income'))
 
 
-def test_revision_7_weighs_and_labels_a_classification_target_only():
+def test_revisions_from_7_weigh_and_label_a_classification_target_only():
     current = bench.synthesizer_spec('TabGRAA-SFT')
-    assert bench.TABGRAA_CODE_REVISION == 7 and current['kwargs']['label_target'] is True
+    revision = bench.TABGRAA_CODE_REVISION
+    assert revision == 8 and current['kwargs']['label_target'] is True
     assert 'label_target=true' in current['settings']
-    assert current['settings'].endswith('code revision 7')
-    # revision 6's settings string differs only in its revision: its rows stay apart
-    assert current['settings'].replace('revision 7', 'revision 6') == bench.synthesizer_spec(
-        'TabGRAA-SFT', code_revision=6)['settings']
+    assert current['settings'].endswith(f'code revision {revision}')
+    # revisions 6 and 7 (dropout 0.1 by default) differ only in their number: rows stay apart
+    for earlier in (6, 7):
+        assert current['settings'].replace(f'revision {revision}', f'revision {earlier}') == \
+            bench.synthesizer_spec('TabGRAA-SFT', code_revision=earlier)['settings']
     kwargs = bench.tabgraa_kwargs(dict(current, target='income', task='classification'))
     assert kwargs['label_columns'] == ['income'] and 'label_target' not in kwargs
     assert kwargs['column_weights'] == {'income': bench.TARGET_WEIGHT}
