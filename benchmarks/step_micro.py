@@ -6,7 +6,8 @@ Builds the default compact model and codec of the table with a one-epoch fit (sp
 depend on how well the model is trained), then times:
 
 * ``sft_step_ms``: one training step as ``train_sft`` runs it (512 rows, 30% in a permuted
-  column order, dropout as the model is configured (none by default since 2026-12-04), forward, backward, clipping, AdamW), mean of 20 after 3 warm-ups;
+  column order, dropout as configured, none by default since 2026-12-04; forward, backward,
+  clipping, AdamW), mean of 20 after 3 warm-ups;
 * ``pool_seconds``: sampling 8,192 token rows (the default alignment pool), mean of 3 after one
   warm-up.
 
