@@ -49,6 +49,11 @@ def fit(args):
     train = pd.read_csv(folder / 'train.csv')
     spec = synthesizer_spec(args.synthesizer, quick=args.quick, device=args.device)
     spec.update(target=manifest.get('target'), task=manifest.get('task'))
+    suffix = ''
+    if args.batch_size is not None:  # a speed probe off the harness's settings, labelled so
+        spec['kwargs']['batch_size'] = args.batch_size
+        spec['settings'] += f'; batch_size={args.batch_size}'
+        suffix = f'_b{args.batch_size}'
     kwargs = tabgraa_kwargs(spec)
     times = time_phases()
     synthesizer, fit_seconds = harness_fit(metadata, train, args.seed, kwargs)
@@ -56,7 +61,8 @@ def fit(args):
     synthetic = synthesizer.sample(len(train))
     sample_seconds = time.perf_counter() - start
     loss = synthesizer.get_loss_values()
-    name = f'{args.dataset}_{args.synthesizer}_s{args.seed}_{args.device.replace(":", "")}'
+    name = (f'{args.dataset}_{args.synthesizer}_s{args.seed}_{args.device.replace(":", "")}'
+            f'{suffix}')
     args.out.mkdir(parents=True, exist_ok=True)
     synthetic.to_csv(args.out / f'{name}.csv', index=False)
     record = {
@@ -109,6 +115,9 @@ def main(argv=None):
     fit_parser.add_argument('--out', type=Path, required=True)
     fit_parser.add_argument('--quick', action='store_true',
                             help="the harness's tiny --quick budgets (a smoke test)")
+    fit_parser.add_argument('--batch-size', type=int, default=None,
+                            help='SFT rows per step instead of the harness\'s (a speed probe; '
+                                 'the learning rate is left as it is)')
     score_parser = commands.add_parser('score', help="score a fit's rows; append to --results")
     score_parser.add_argument('record', type=Path, help='the JSON that fit wrote')
     score_parser.add_argument('--metric-rows', type=int, default=5000)

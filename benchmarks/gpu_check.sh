@@ -4,7 +4,9 @@
 #   2. the test suite with every synthesizer-level fit on CUDA (TABGRAA_TEST_DEVICE=cuda; the
 #      SDGym and multi-process tests are left out: the GPU machine has no SDGym, and
 #      test_distributed.py launches CPU processes),
-#   3. more harness fits (default, beijing) while time is left.
+#   3. more harness fits (default, beijing, magic, shoppers) while time is left,
+#   4. Adult again with 4,096-row SFT batches (a speed probe; the harness's cells use 512),
+# with the GPU's utilisation logged every 2 s meanwhile (OUT/dmon.txt).
 # Needs the package's dependencies importable (not SDGym). Writes OUT/log.txt (everything
 # printed), and each fit's rows and JSON to OUT; score the rows afterwards, here, with
 #   python benchmarks/device_fit.py score OUT/<name>.json
@@ -24,13 +26,15 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_avai
       "pandas", pandas.__version__, "numpy", numpy.__version__, "sklearn", sklearn.__version__)'
 } > "$out/log.txt" 2>&1
 
-fit() {  # dataset, seconds at most
-    echo "== fit $1 on cuda ($(left) s left)"
+fit() {  # dataset, seconds at most, more device_fit.py arguments
+    echo "== fit $1 on cuda ${*:3} ($(left) s left, t=$SECONDS)"
     timeout "$2" python3 benchmarks/device_fit.py fit "$1" --seed 0 --device cuda \
-        --data-dir "$data" --out "$out"
-    echo "rc=$?"
+        --data-dir "$data" --out "$out" "${@:3}"
+    echo "rc=$? t=$SECONDS"
 }
 
+nvidia-smi dmon -s u -d 2 > "$out/dmon.txt" 2>&1 &
+dmon=$!
 {
 fit adult 170
 echo "== pytest, TABGRAA_TEST_DEVICE=cuda ($(left) s left)"
@@ -39,9 +43,11 @@ TABGRAA_TEST_DEVICE=cuda timeout $(( $(left) > 150 ? 150 : $(left) )) \
     --ignore tests/test_sdgym_benchmark.py --ignore tests/test_tabddpm_steps.py \
     --ignore tests/test_distributed.py
 echo "rc=$?"
-for dataset in default beijing; do
+for dataset in default beijing magic shoppers; do
     if [ "$(left)" -gt 60 ]; then fit "$dataset" "$(left)"; fi
 done
+if [ "$(left)" -gt 60 ]; then fit adult "$(left)" --batch-size 4096; fi
 echo "== done after $SECONDS s"
 } >> "$out/log.txt" 2>&1
+kill "$dmon" 2>/dev/null
 tail -c 11000 "$out/log.txt"
