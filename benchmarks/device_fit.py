@@ -74,6 +74,7 @@ def fit(args):
         **{f'{phase}_seconds': round(seconds, 2) for phase, seconds in times.items()},
         'sample_seconds': round(sample_seconds, 2),
         'sample_rows_per_second': round(len(train) / sample_seconds),
+        'batch_size': synthesizer.batch_size,
         'sft_epochs': int((loss['Phase'] == 'sft').sum()),
         'kept_round': kept_round_of(synthesizer.get_alignment_history()),
         'weights': weights_fingerprint(synthesizer._model.model),

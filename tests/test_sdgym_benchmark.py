@@ -277,14 +277,16 @@ def test_device_fit_fits_then_scores_a_cell_outside_sdgym(tmp_path):
 
     write_table(tmp_path / 'tables' / 'tiny', rows=300)
     out, results = tmp_path / 'out', tmp_path / 'device_fit.csv'
+    # --batch-size (the GPU speed probe) reaches the synthesizer and is named in the settings
     device_fit.main(['fit', 'tiny', '--quick', '--device', 'cpu', '--data-dir',
-                     str(tmp_path / 'tables'), '--out', str(out)])
-    record = json.loads((out / 'tiny_TabGRAA_s0_cpu.json').read_text())
+                     str(tmp_path / 'tables'), '--out', str(out), '--batch-size', '64'])
+    record = json.loads((out / 'tiny_TabGRAA_s0_cpu_b64.json').read_text())
     assert record['device'] == 'cpu' and record['fit_seconds'] > 0
+    assert record['batch_size'] == 64 and record['settings'].endswith('; batch_size=64')
     assert {'sft_seconds', 'align_seconds', 'sample_seconds', 'weights', 'git_commit'} <= set(record)
     assert len(pd.read_csv(out / record['synthetic_csv'])) == 300
     for _ in range(2):
-        device_fit.main(['score', str(out / 'tiny_TabGRAA_s0_cpu.json'), '--data-dir',
+        device_fit.main(['score', str(out / 'tiny_TabGRAA_s0_cpu_b64.json'), '--data-dir',
                          str(tmp_path / 'tables'), '--results', str(results)])
     rows = pd.read_csv(results)
     assert len(rows) == 2 and rows[list(bench.METRICS)].notna().all().all()
