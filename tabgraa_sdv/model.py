@@ -20,7 +20,7 @@ from tabgraa_sdv.devices import (DataParallel, generator_state, make_generator,
 from tabgraa_sdv.labels import LabelModel
 from tabgraa_sdv.resampling import MIN_RESAMPLING_ROWS, RESAMPLER_ROWS, RatioResampler
 from tabgraa_sdv.sampling import DecodingPlan, sample_tokens
-from tabgraa_sdv.sft import ANNEAL_EPOCHS, slot_orders, split_rows, train_sft
+from tabgraa_sdv.sft import ANNEAL_EPOCHS, WEIGHT_DECAY, slot_orders, split_rows, train_sft
 
 
 # SFT with a rank term in numeric tokens' embeddings (backbone.RankEmbedding) unless told not to.
@@ -36,14 +36,18 @@ MAX_BASE = 256
 class TabularLM:
     """A causal language model over the rows of one table.
 
-    Args mirror :class:`tabgraa_sdv.TabGRAASynthesizer`'s model parameters.
+    Args mirror :class:`tabgraa_sdv.TabGRAASynthesizer`'s model parameters, plus
+    ``weight_decay`` (SFT's AdamW decay; 0.1 did not change magic's fit, see
+    docs/backbone-compact.md, "Learning rate and weight decay without dropout").
     """
 
     def __init__(self, epochs=None, batch_size=512, learning_rate=3e-3, permutation_rate=0.3,
                  model_config=None, max_base=MAX_BASE, sample_batch_size=4096, device=None, seed=0,
                  verbose=False, anneal_epochs=ANNEAL_EPOCHS, resampling_factor=1,
-                 rank_embedding=RANK_EMBEDDING, column_weights=None, label_columns=None):
+                 rank_embedding=RANK_EMBEDDING, column_weights=None, label_columns=None,
+                 weight_decay=WEIGHT_DECAY):
         self.epochs = epochs
+        self.weight_decay = weight_decay
         self.label_columns = list(label_columns or [])
         self.column_weights = dict(column_weights or {})
         self.rank_embedding = rank_embedding
@@ -91,8 +95,8 @@ class TabularLM:
             self.codec.slot_column, self.codec.slot_position,
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
             permutation_rate=self.permutation_rate, anneal_epochs=self.anneal_epochs,
-            slot_weights=self.slot_weights(), seed=self.seed, device=self.device,
-            verbose=self.verbose,
+            weight_decay=self.weight_decay, slot_weights=self.slot_weights(), seed=self.seed,
+            device=self.device, verbose=self.verbose,
         )
         fold_rank_embedding(self.model)  # a plain GPT-2 from here on
         self.alignment_history = []

@@ -56,10 +56,12 @@ def split_rows(n_rows, validation_fraction, seed):
 
 # After an early stop: this many epochs, the rate decaying from learning_rate * ANNEAL_FACTOR.
 ANNEAL_EPOCHS, ANNEAL_FACTOR = 3, 1 / 3
+# AdamW's decoupled weight decay in SFT and its anneal, on every parameter.
+WEIGHT_DECAY = 0.01
 
 
 def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
-              epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=0.01, patience=4,
+              epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=WEIGHT_DECAY, patience=4,
               permutation_rate=0.3, anneal_epochs=ANNEAL_EPOCHS, slot_weights=None, seed=0,
               device='cpu', verbose=False):
     """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
@@ -106,7 +108,7 @@ def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positio
 
 
 def anneal_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, best_loss, *,
-               first_epoch=1, epochs=3, learning_rate=1e-3, batch_size=512, weight_decay=0.01,
+               first_epoch=1, epochs=3, learning_rate=1e-3, batch_size=512, weight_decay=WEIGHT_DECAY,
                permutation_rate=0.3, slot_weights=None, seed=0, device='cpu', verbose=False):
     """A few more epochs with the learning rate decaying to zero, from the early-stopped weights.
 

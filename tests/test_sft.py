@@ -250,3 +250,21 @@ def test_slot_weights_reach_the_gradient(setup):
     others = slice(0, last)
     assert per_slot['weighted'][others].sum() > per_slot['plain'][others].sum()
     assert all(math.isfinite(row['val_loss']) for row in history)
+
+
+def test_weight_decay_reaches_the_sft_and_anneal_optimizers(setup, monkeypatch):
+    seen = []
+    adamw = torch.optim.AdamW
+
+    def recording_adamw(params, **kwargs):
+        seen.append(kwargs['weight_decay'])
+        return adamw(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, 'AdamW', recording_adamw)
+    train(setup, anneal_epochs=1, weight_decay=0.123)
+    assert seen == [0.123, 0.123]  # SFT, then the anneal after its early stop
+    seen.clear()
+    frame = pd.DataFrame({'x': np.arange(40.0), 'c': ['a', 'b'] * 20})
+    TabularLM(epochs=1, batch_size=16, model_config=dict(TINY_MODEL), device='cpu',
+              weight_decay=0.5).fit(frame)
+    assert seen == [0.5]
