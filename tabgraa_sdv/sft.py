@@ -61,9 +61,9 @@ WEIGHT_DECAY = 0.01
 
 
 def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, *,
-              epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=WEIGHT_DECAY, patience=4,
-              permutation_rate=0.3, anneal_epochs=ANNEAL_EPOCHS, slot_weights=None, seed=0,
-              device='cpu', verbose=False):
+              epochs=None, batch_size=512, learning_rate=3e-3, weight_decay=WEIGHT_DECAY,
+              patience=4, permutation_rate=0.3, anneal_epochs=ANNEAL_EPOCHS, slot_weights=None,
+              seed=0, device='cpu', verbose=False):
     """Train ``model`` in place on ``train_tokens`` (``[rows, slots]`` global ids, canonical order).
 
     Returns a list of dicts, one per epoch: ``epoch``, ``phase`` ('sft' or 'anneal'),
@@ -108,8 +108,9 @@ def train_sft(model, train_tokens, val_tokens, layout, slot_column, slot_positio
 
 
 def anneal_sft(model, train_tokens, val_tokens, layout, slot_column, slot_position, best_loss, *,
-               first_epoch=1, epochs=3, learning_rate=1e-3, batch_size=512, weight_decay=WEIGHT_DECAY,
-               permutation_rate=0.3, slot_weights=None, seed=0, device='cpu', verbose=False):
+               first_epoch=1, epochs=3, learning_rate=1e-3, batch_size=512,
+               weight_decay=WEIGHT_DECAY, permutation_rate=0.3, slot_weights=None, seed=0,
+               device='cpu', verbose=False):
     """A few more epochs with the learning rate decaying to zero, from the early-stopped weights.
 
     Early stopping ends SFT while the cosine schedule, planned for many more epochs, is still
