@@ -220,7 +220,9 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
                      '(`anneal_epochs=3; rounds=3`) was in these settings, or before code '
                      'revision 2 fixed the attention mask of rows SFT feeds in a permuted column '
                      'order (settings without `code revision 2`), or of revision 2 where '
-                     'revision 3 (a longer SFT epoch bound) has run; kept for comparison.\n\n'
+                     'revision 3 (a longer SFT epoch bound) has run, or with settings of a '
+                     'probe (`--tabgraa-options`) that are not the harness\'s; kept for '
+                     'comparison.\n\n'
                      + '\n'.join(lines) + '\n')
     return '\n'.join(parts)
 

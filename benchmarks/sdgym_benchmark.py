@@ -326,10 +326,12 @@ TARGET_WEIGHT = 4
 
 
 def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, device=None,
-                     code_revision=TABGRAA_CODE_REVISION):
+                     code_revision=TABGRAA_CODE_REVISION, tabgraa_options=None):
     """``{'kind', 'kwargs', 'settings'}`` of one synthesizer: what is fit, with what.
     ``code_revision`` labels TabGRAA's settings and gives the harness settings of that revision
-    (the report reads earlier revisions' rows by them)."""
+    (the report reads earlier revisions' rows by them). ``tabgraa_options`` (checked by
+    ``check_tabgraa_options``) override TabGRAA's harness settings; they are in the settings
+    column, so such a probe's rows never mix with the harness's own."""
     if name == 'Real':
         return {'kind': 'real', 'kwargs': {}, 'settings': 'the real training rows'}
     if name == 'Uniform':
@@ -350,6 +352,7 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
             kwargs.update(TINY_TABGRAA)
             if name == 'TabGRAA':
                 kwargs.update({'pool_size': 128, 'group_size': 16})
+        kwargs.update(tabgraa_options or {})
         if device:
             kwargs['device'] = device
         spec = _spec('tabgraa', kwargs, quick)
@@ -374,6 +377,34 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
         return _spec('tabddpm', kwargs, quick)
     raise BenchmarkError(
         f'Unknown synthesizer {name!r}; choose from {SYNTHESIZERS + OPTIONAL_SYNTHESIZERS}.')
+
+
+# Set by the harness itself: rounds tells TabGRAA from TabGRAA-SFT, seed is the cell's, device
+# has its own flag and column_weights/label_columns name a table's column (target_weight does).
+HARNESS_OWNED = ('metadata', 'rounds', 'seed', 'device', 'column_weights', 'label_columns')
+
+
+def check_tabgraa_options(text):
+    """``--tabgraa-options``: a JSON object of TabGRAASynthesizer parameters (or
+    ``target_weight``), with a clear error for anything else."""
+    import inspect
+
+    from tabgraa_sdv import TabGRAASynthesizer
+
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise BenchmarkError(f'--tabgraa-options is not JSON ({error}): {text!r}') from None
+    if not isinstance(options, dict):
+        raise BenchmarkError(f'--tabgraa-options must be a JSON object, got {text!r}')
+    allowed = set(inspect.signature(TabGRAASynthesizer.__init__).parameters) - {'self'}
+    allowed = (allowed - set(HARNESS_OWNED)) | {'target_weight'}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise BenchmarkError(
+            f'--tabgraa-options: {unknown} cannot be set here; choose from {sorted(allowed)} '
+            f'(the harness sets {list(HARNESS_OWNED)} itself)')
+    return options
 
 
 def _spec(kind, kwargs, quick, empty='defaults'):
@@ -846,7 +877,10 @@ def build_plan(args, tables):
             if name == 'TabDDPM-AdultTuned' and not explicit and 'adult' not in table.name:
                 continue  # tuned on Adult; on other tables only when asked for by name
             spec = synthesizer_spec(name, quick=args.quick, target_column=target_column,
-                                    ddpm_steps=args.ddpm_steps, device=args.device)
+                                    ddpm_steps=args.ddpm_steps, device=args.device,
+                                    tabgraa_options=args.tabgraa_options)
+            # A probe's cells get their own work folders beside the harness's cells.
+            probe = '_options' if args.tabgraa_options and spec['kind'] == 'tabgraa' else ''
             for seed in args.seeds:
                 plan.append(dict(
                     spec, synthesizer=name, seed=seed, table_name=table.name, target=table.target,
@@ -856,7 +890,7 @@ def build_plan(args, tables):
                     metric_rows=args.metric_rows, threads=args.threads,
                     sdgym_scores=args.sdgym_scores,
                     output_dir=str(Path(args.work).resolve() / 'runs' / table.name / name /
-                                   f'seed{seed}'),
+                                   f'seed{seed}{probe}'),
                 ))
     return plan
 
@@ -906,6 +940,10 @@ def parse_args(argv=None):
                         help='training steps of both TabDDPM rows (default: 1000 for TabDDPM, '
                              "30000 for TabDDPM-AdultTuned, as in the paper); recorded in the "
                              'settings column')
+    parser.add_argument('--tabgraa-options', default=None, metavar='JSON',
+                        help='TabGRAASynthesizer parameters over the harness settings of both '
+                             'TabGRAA rows, e.g. \'{"learning_rate": 0.001}\'; recorded in the '
+                             'settings column, so these cells are reported apart')
     parser.add_argument('--device', default=None,
                         help="device for TabGRAA and TabDDPM ('cpu', 'cuda'; default: best)")
     parser.add_argument('--sdgym-scores', nargs='*', default=['quality', 'diagnostic', 'privacy'],
@@ -937,6 +975,11 @@ def parse_args(argv=None):
             args.results = args.results or str(scratch / 'sdgym_quick.csv')
             args.work = args.work or str(scratch / 'work')
     args.timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    if args.tabgraa_options is not None:
+        try:
+            args.tabgraa_options = check_tabgraa_options(args.tabgraa_options)
+        except BenchmarkError as error:
+            parser.error(str(error))
     args.datasets = args.datasets or list(DATASETS)
     args.seeds = args.seeds if args.seeds is not None else [0, 1, 2]
     args.results = args.results or str(DEFAULT_RESULTS)
@@ -954,11 +997,11 @@ def parse_args(argv=None):
     return args
 
 
-def list_synthesizers(quick=False, ddpm_steps=None):
+def list_synthesizers(quick=False, ddpm_steps=None, tabgraa_options=None):
     lines = []
     for name in SYNTHESIZERS + OPTIONAL_SYNTHESIZERS:
         spec = synthesizer_spec(name, quick=quick, target_column='<target>',
-                                ddpm_steps=ddpm_steps)
+                                ddpm_steps=ddpm_steps, tabgraa_options=tabgraa_options)
         lines.append(f"{name:20s} {spec['settings']}")
     return '\n'.join(lines)
 
@@ -990,7 +1033,7 @@ def _json_default(value):
 def _main(argv):
     args = parse_args(argv)
     if args.list:
-        print(list_synthesizers(args.quick, args.ddpm_steps))
+        print(list_synthesizers(args.quick, args.ddpm_steps, args.tabgraa_options))
         return 0
     require_sdgym()
     tables = resolve_tables(args.datasets, args.data_dir)

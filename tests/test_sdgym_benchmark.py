@@ -301,3 +301,30 @@ def test_cpu_identity_reads_the_first_processor_of_cpuinfo(tmp_path):
     assert bench.cpu_identity(info) == ', Some Xeon (6/143/8), 1024 KB cache, AMX'
     info.write_text('processor\t: 0\nflags\t\t: fpu\n')  # no model name: nothing to say
     assert bench.cpu_identity(info) == '' and bench.cpu_identity(tmp_path / 'none') == ''
+
+
+def test_tabgraa_options_override_both_tabgraa_rows_and_label_their_cells(tmp_path, capsys):
+    write_table(tmp_path / 'data' / 'magic', rows=50)
+    common = ['--data-dir', str(tmp_path / 'data'), '--datasets', 'magic',
+              '--work', str(tmp_path / 'work'), '--seeds', '0',
+              '--synthesizers', 'TabGRAA', 'TabGRAA-SFT', 'CTGAN']
+    plain = bench.build_plan(bench.parse_args(common),
+                             bench.resolve_tables(['magic'], tmp_path / 'data'))
+    args = bench.parse_args(common + ['--tabgraa-options', '{"learning_rate": 0.001}'])
+    probe = bench.build_plan(args, bench.resolve_tables(['magic'], tmp_path / 'data'))
+    for before, after in zip(plain, probe):
+        if before['synthesizer'] == 'CTGAN':  # other synthesizers are untouched
+            assert after['settings'] == before['settings']
+            assert after['output_dir'] == before['output_dir']
+            continue
+        assert after['kwargs'] == dict(before['kwargs'], learning_rate=0.001)
+        assert 'learning_rate=0.001' in after['settings']
+        assert after['settings'] != before['settings']
+        assert after['output_dir'] != before['output_dir']  # the harness's cell stays apart
+        assert bench.tabgraa_kwargs(after)['learning_rate'] == 0.001
+    assert {c['kwargs']['rounds'] for c in probe if c['kind'] == 'tabgraa'} == {0, 3}
+    for bad, says in [('{"rounds": 1}', "['rounds']"), ('{"learning_rat": 1}', 'learning_rat'),
+                      ('[1]', 'JSON object'), ('{oops', 'not JSON')]:
+        with pytest.raises(SystemExit):
+            bench.parse_args(common + ['--tabgraa-options', bad])
+        assert says in capsys.readouterr().err
