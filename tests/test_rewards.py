@@ -295,3 +295,35 @@ def test_histogram_reward_skips_wide_categories_in_pairs_and_survives_an_all_mis
     # the 100-category column enters pairs only when allowed
     wide_in_pairs = R.histogram_reward(real, pool, categorical, max_pair_categories=100)
     assert not np.allclose(r, wide_in_pairs)
+
+
+# ---------------------------------------------------------------------- held-out fidelity
+def test_binned_fidelity_is_one_for_a_sample_of_the_same_rows_and_falls_with_a_shift():
+    rng = np.random.default_rng(7)
+    real = np.column_stack([rng.normal(size=3000), rng.integers(0, 3, 3000)]).astype(float)
+    categorical = np.array([False, True])
+    assert R.binned_fidelity(real, real, categorical) == pytest.approx((1.0, 1.0, 1.0))
+    shifted = real.copy()
+    shifted[:, 0] += 1.0  # a whole sd: many rows change bins
+    columns, pairs, score = R.binned_fidelity(real, shifted, categorical)
+    assert columns < 0.85 and pairs < 0.85 and score == pytest.approx((columns + pairs) / 2)
+    # the category alone moved to code 0 in half its rows: the column term sees exactly that
+    moved = real.copy()
+    moved[:1500, 1] = 0
+    expected = 1 - 0.5 * np.abs(np.bincount(real[:, 1].astype(int), minlength=3) / 3000
+                                - np.bincount(moved[:, 1].astype(int), minlength=3) / 3000).sum()
+    assert R.binned_fidelity(real, moved, categorical)[0] == pytest.approx((1 + expected) / 2)
+
+
+def test_binned_fidelity_pair_term_alone_sees_a_lost_dependence():
+    """Same marginals, but the pool's two binary columns are independent where the data's are
+    equal: the column term stays near 1, the pair term falls to about 1/2."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 2, 4000)
+    real = np.column_stack([x, x]).astype(float)
+    pool = rng.integers(0, 2, (4000, 2)).astype(float)
+    columns, pairs, _ = R.binned_fidelity(real, pool, np.array([True, True]))
+    assert columns > 0.97 and pairs == pytest.approx(0.5, abs=0.03)
+    # a one-column table has no pairs: its pair term is its column term
+    one = R.binned_fidelity(real[:, :1], pool[:, :1], np.array([True]))
+    assert one[1] == one[0] == one[2]
