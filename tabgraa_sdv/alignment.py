@@ -53,7 +53,7 @@ from tabgraa_sdv.devices import DataParallel
 
 OBJECTIVES = ('tabgraa', 'dpo', 'kto', 'npo', 'sft_more', 'distill')
 ADAPTERS = ('lora', 'full')
-SELECTIONS = ('auc_se', 'paired')
+SELECTIONS = ('auc_se', 'paired', 'fidelity')
 
 
 # ------------------------------------------------------------------------------------ losses
@@ -172,6 +172,12 @@ class Scorer:
         folds = StratifiedKFold(3, shuffle=True, random_state=self.seed)
         p = cross_val_predict(classifier, X, y, cv=folds, method='predict_proba')[:, 1]
         return Detection.from_scores(p[y == 1], p[y == 0])
+
+    def holdout_fidelity(self, tokens):
+        """One- and two-column histogram fidelity of ``tokens`` to the held-out real rows
+        (:func:`rewards.binned_fidelity`'s score; 1 is identical histograms)."""
+        return R.binned_fidelity(self.holdout_X, self.features.transform(tokens),
+                                 self.features.categorical)[2]
 
     def dcr_share(self, tokens):
         """Share of rows closer to a training row than to a held-out row (0.5 is ideal)."""
@@ -343,6 +349,8 @@ class Aligner:
         # best round. 'auc_se': more than the round's own (Hanley-McNeil) standard error.
         # 'paired': more than the DeLong standard error of the *difference*, paired over the
         # held-out real rows both rounds are scored on, so the noise they share cancels.
+        # 'fidelity': as 'auc_se', and the round's held-out histogram fidelity must not be below
+        # the best round's: detection alone kept rounds that lost test quality.
         if selection not in SELECTIONS:
             raise ValueError(f'selection must be one of {SELECTIONS}, got {selection!r}.')
         self.selection = selection
@@ -514,16 +522,21 @@ class Aligner:
         row = {'round': round_, 'detection_auc': detection.auc, 'detection_auc_se': detection.se,
                'detection_auc_paired_se': (math.nan if best is None
                                            else paired_auc_difference_se(detection, best)),
+               'holdout_fidelity': self.scorer.holdout_fidelity(pool),
                'dcr_share': self.scorer.dcr_share(pool), 'distinct_share': distinct,
                'mean_entropy': entropy, **extra}
         return row, detection
 
-    def _improves(self, row, best_auc):
-        """Whether a round's detection AUC beats the best round's by more than the noise of
-        the comparison, so selection does not chase sampling noise away from the SFT model."""
+    def _improves(self, row, best):
+        """Whether a round's detection AUC beats the best round's (``best``, its history row)
+        by more than the noise of the comparison, so selection does not chase sampling noise
+        away from the SFT model; with ``selection='fidelity'`` its held-out fidelity must also
+        be no lower than the best round's."""
         margin = row['detection_auc_paired_se' if self.selection == 'paired' else
                      'detection_auc_se']
-        return row['detection_auc'] < best_auc - margin
+        if self.selection == 'fidelity' and row['holdout_fidelity'] < best['holdout_fidelity']:
+            return False
+        return row['detection_auc'] < best['detection_auc'] - margin
 
     def run(self):
         rng = np.random.default_rng(self.seed)
@@ -535,7 +548,7 @@ class Aligner:
         # round 0: the SFT model's pools, the first scorers' negatives
         previous = self._pools()
         base, best_detection = self._evaluate(0, previous[0], {})
-        best = (base['detection_auc'], 0, self._trainable_state())
+        best = (base, 0, self._trainable_state())
         best_pools = previous
         # the weights each pool was drawn with (for current_ratio)
         previous_state = fresh_state = best[2]
@@ -573,7 +586,7 @@ class Aligner:
                          or row['mean_entropy'] < 0.8 * base['mean_entropy'])
             row['kept'] = False
             if not collapsed and self._improves(row, best[0]):
-                best = (row['detection_auc'], round_, self._trainable_state())
+                best = (row, round_, self._trainable_state())
                 best_detection, best_pools = detection, [fresh, *companions]
                 row['kept'] = True
             self.history.append(row)

@@ -500,13 +500,14 @@ class TabGRAASynthesizer(BaseSingleTableSynthesizer):
         ``reward_high_mean``, ``reward_low_mean``, ``loss``, ``detection_auc`` (held-out real rows
         vs the round's pool; 0.5 is ideal), its standard error ``detection_auc_se`` and
         ``detection_auc_paired_se`` (of its difference to the best earlier round, paired over
-        the held-out rows), ``dcr_share``, ``distinct_share``, ``mean_entropy`` and ``kept``
-        (the round whose weights the synthesizer holds)."""
+        the held-out rows), ``holdout_fidelity`` (the pool's one- and two-column histograms
+        against the held-out rows; 1 is identical), ``dcr_share``, ``distinct_share``,
+        ``mean_entropy`` and ``kept`` (the round whose weights the synthesizer holds)."""
         if not self._fitted or self._model is None:
             raise NotFittedError('No alignment history yet. Please fit your synthesizer first.')
         columns = ['round', 'reward_mean', 'reward_high_mean', 'reward_low_mean', 'loss',
                    'detection_auc', 'detection_auc_se', 'detection_auc_paired_se',
-                   'dcr_share', 'distinct_share', 'mean_entropy', 'kept']
+                   'holdout_fidelity', 'dcr_share', 'distinct_share', 'mean_entropy', 'kept']
         return pd.DataFrame(self._model.alignment_history, columns=columns)
 
     def plot_alignment_history(self):

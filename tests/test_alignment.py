@@ -27,7 +27,7 @@ from tabgraa_sdv.model import TabularLM  # noqa: E402
 from tabgraa_sdv.rewards import REWARDS  # noqa: E402
 
 HISTORY_COLUMNS = ['round', 'reward_mean', 'reward_high_mean', 'reward_low_mean', 'loss',
-                   'detection_auc', 'dcr_share']
+                   'detection_auc', 'dcr_share', 'holdout_fidelity']
 ALIGN = {'pool_size': 128, 'group_size': 16}  # tiny rounds: 64 rows a side, 4 steps a round
 
 
@@ -386,6 +386,7 @@ def test_align_with_a_wide_categorical_column():
     aligner = lm.align(tokens[:300], tokens[300:], rounds=1, pool_size=512, group_size=16)
     assert len(aligner.history) == 2
     assert all(0 <= row['detection_auc'] <= 1 for row in aligner.history)
+    assert all(0 < row['holdout_fidelity'] <= 1 for row in aligner.history)
 
 
 # ----------------------------------------------------------------- selection and patience
@@ -443,6 +444,21 @@ def test_paired_selection_keeps_a_round_inside_its_own_se_but_outside_the_paired
     lm, _ = fit_lm()
     history = lm.align(*lm_tokens, rounds=2, patience=5, **ALIGN).history  # 'auc_se'
     assert [row['kept'] for row in history] == [True, False, False]
+
+
+def test_fidelity_selection_also_needs_held_out_fidelity_no_lower_than_the_best(
+        lm_tokens, scripted_auc, monkeypatch):
+    """Round 1 detects lower but lost fidelity: 'fidelity' passes it over (the default takes
+    it); round 2 is lower on both counts than round 0, so it is kept."""
+    for selection, kept in [('fidelity', [False, False, True]), ('auc_se', [False, True, False])]:
+        scripted_auc([0.9, 0.8, 0.85])
+        fidelity = iter([0.90, 0.89, 0.91])
+        monkeypatch.setattr(Scorer, 'holdout_fidelity', lambda self, tokens: next(fidelity))
+        lm, _ = fit_lm()
+        history = lm.align(*lm_tokens, rounds=2, patience=5, selection=selection,
+                           **ALIGN).history
+        assert [row['holdout_fidelity'] for row in history] == [0.90, 0.89, 0.91]
+        assert [row['kept'] for row in history] == kept
 
 
 def test_selection_must_be_a_known_rule(lm_tokens):
