@@ -29,11 +29,11 @@ from tabgraa_sdv.sft import split_rows
 RESULTS = Path(__file__).parent / 'results' / 'selection_probe.csv'
 
 
-def run_rounds(root, name, seed):
-    """The benchmark's TabGRAA cell; returns (history, {round: pool tokens}, synthesizer)."""
+def run_rounds(root, name, seed, train):
+    """The benchmark's TabGRAA cell on ``train`` (the table's training rows); returns
+    (history, {round: pool tokens}, synthesizer)."""
     synthesizer, _ = sft_synthesizer(root, name, seed, SETTINGS['anneal_epochs'],
                                      SETTINGS['code_revision'])
-    train, _, _, _ = load_table(root, name)
     lm = synthesizer._model
     tokens = lm.codec.encode(synthesizer._data_processor.transform(train))
     train_index, val_index = split_rows(len(tokens), 0.1, lm.seed)
@@ -65,7 +65,7 @@ def main(argv=None):
             if done is not None and ((done.dataset == name) & (done.seed == seed)).any():
                 continue
             start = time.perf_counter()
-            history, pools, synthesizer = run_rounds(args.root, name, seed)
+            history, pools, synthesizer = run_rounds(args.root, name, seed, train)
             align_seconds = time.perf_counter() - start
             lm = synthesizer._model
             for row in history:

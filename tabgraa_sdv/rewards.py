@@ -165,6 +165,18 @@ def histogram_bins(real_X, X, categorical, n_bins):
     return np.column_stack(real_bins), np.column_stack(bins), sizes
 
 
+def column_pairs(real_bins, bins, sizes, categorical, max_pair_categories):
+    """Each pair of columns ``(j, k)`` with its cell codes in ``real_bins`` and ``bins`` and its
+    number of cells; categorical columns of more than ``max_pair_categories`` categories are
+    left out (their pairs' cells would be too thinly filled)."""
+    usable = [j for j, size in enumerate(sizes)
+              if not categorical[j] or size <= max_pair_categories]
+    for a, j in enumerate(usable):
+        for k in usable[a + 1:]:
+            yield (j, k, real_bins[:, j] * sizes[k] + real_bins[:, k],
+                   bins[:, j] * sizes[k] + bins[:, k], sizes[j] * sizes[k])
+
+
 def _log_ratio(real_codes, model_codes, codes, size, alpha):
     """Per row of ``codes``: log of the smoothed real frequency of its cell over the model's."""
     real = (np.bincount(real_codes, minlength=size) + alpha) / (len(real_codes) + alpha * size)
@@ -193,15 +205,13 @@ def histogram_reward(real_X, X, categorical, model_X=None, n_bins=20, pair_bins=
     for j, size in enumerate(sizes):
         reward += log_ratio(real_bins[:, j], bins[:, j], size)
     real_coarse, coarse, coarse_sizes = histogram_bins(real_X, both, categorical, pair_bins)
-    usable = [j for j, size in enumerate(coarse_sizes)
-              if not categorical[j] or size <= max_pair_categories]
-    one_way = {j: log_ratio(real_coarse[:, j], coarse[:, j], coarse_sizes[j]) for j in usable}
-    for a, j in enumerate(usable):
-        for k in usable[a + 1:]:
-            joint = log_ratio(real_coarse[:, j] * coarse_sizes[k] + real_coarse[:, k],
-                              coarse[:, j] * coarse_sizes[k] + coarse[:, k],
-                              coarse_sizes[j] * coarse_sizes[k])
-            reward += joint - one_way[j] - one_way[k]
+    one_way = {}
+    for j, k, real_joint, joint, size in column_pairs(real_coarse, coarse, coarse_sizes,
+                                                      categorical, max_pair_categories):
+        for c in (j, k):
+            if c not in one_way:
+                one_way[c] = log_ratio(real_coarse[:, c], coarse[:, c], coarse_sizes[c])
+        reward += log_ratio(real_joint, joint, size) - one_way[j] - one_way[k]
     return reward
 
 
@@ -220,13 +230,9 @@ def binned_fidelity(real_X, X, categorical, n_bins=20, pair_bins=6, max_pair_cat
         return 1.0 - 0.5 * np.abs(real - synthetic).sum()
 
     columns = [similarity(real_bins[:, j], bins[:, j], size) for j, size in enumerate(sizes)]
-    real_coarse, coarse, coarse_sizes = histogram_bins(real_X, X, categorical, pair_bins)
-    usable = [j for j, size in enumerate(coarse_sizes)
-              if not categorical[j] or size <= max_pair_categories]
-    pairs = [similarity(real_coarse[:, j] * coarse_sizes[k] + real_coarse[:, k],
-                        coarse[:, j] * coarse_sizes[k] + coarse[:, k],
-                        coarse_sizes[j] * coarse_sizes[k])
-             for a, j in enumerate(usable) for k in usable[a + 1:]]
+    pairs = [similarity(real_joint, joint, size) for _, _, real_joint, joint, size
+             in column_pairs(*histogram_bins(real_X, X, categorical, pair_bins), categorical,
+                             max_pair_categories)]
     column_score = float(np.mean(columns)) if columns else 1.0
     pair_score = float(np.mean(pairs)) if pairs else column_score
     return column_score, pair_score, (column_score + pair_score) / 2
