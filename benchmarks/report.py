@@ -138,12 +138,24 @@ def split_tabgraa_rows(rows):
     return rows[~superseded], rows[superseded], stand_ins
 
 
+def split_tabddpm_rows(rows):
+    """``(rows, before)``: TabDDPM rows fitted before the harness declared a table's boolean
+    columns ``boolean`` (``boolean_sdtype=`` in the settings; SDGym 0.15.1 otherwise samples
+    every such value as True) go to ``before`` on the tables where rows with it exist."""
+    family = rows['synthesizer'].astype(str).str.startswith('TabDDPM')
+    fixed = family & rows['settings'].astype(str).str.contains('boolean_sdtype=', regex=False)
+    pairs = pd.Series(list(zip(rows['synthesizer'], rows['dataset'])), index=rows.index)
+    before = family & ~fixed & pairs.isin(set(pairs[fixed]))
+    return rows[~before], rows[before]
+
+
 def render(results, figures_dir=None, figures_link='figures', source='results'):
     """The markdown section; writes the figures to ``figures_dir`` when given."""
     if results.empty:
         return f'No results yet in `{source}`.\n'
     rows = latest_cells(results)
     rows, earlier, stand_ins = split_tabgraa_rows(rows)
+    rows, ddpm_before = split_tabddpm_rows(rows)
     parts = []
     for mode in sorted(rows['mode'].fillna('full').unique(), key=lambda m: m != 'full'):
         part = rows[rows['mode'].fillna('full') == mode]
@@ -207,6 +219,20 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
                 lines.append(f"| {row['synthesizer']} | {row['dataset']} | {row['seed']} | "
                              f'{text} |')
             parts.append('#### Errors\n\n' + '\n'.join(lines) + '\n')
+    if len(ddpm_before):
+        lines = ['| synthesizer | dataset | seed | quality_score | tree_detection_auc | '
+                 'tstr_score |', '|---|---|---|---:|---:|---:|']
+        for _, row in ddpm_before.iterrows():
+            lines.append(f"| {row['synthesizer']} | {row['dataset']} | {row['seed']} | "
+                         f"{float(row['quality_score']):.4f} | "
+                         f"{float(row['tree_detection_auc']):.4f} | "
+                         f"{float(row['tstr_score']):.4f} |")
+        parts.append('### TabDDPM rows before the boolean-column workaround (not in the tables '
+                     'above)\n\nSDGym 0.15.1\'s TabDDPM decodes a boolean column whose metadata '
+                     'says `categorical` with `astype(bool)` on the strings \'True\' and '
+                     '\'False\', so every sampled value was True (a constant target: TSTR '
+                     '0.500). Later cells declare such columns `boolean` '
+                     '(`boolean_sdtype=` in their settings).\n\n' + '\n'.join(lines) + '\n')
     if len(earlier):
         lines = ['| synthesizer | dataset | seed | settings | quality_score | tree_detection_auc '
                  '| tstr_score | fit_seconds |', '|---|---|---|---|---:|---:|---:|---:|']

@@ -224,6 +224,17 @@ class Table:
         in the paper); None for a numerical target (regression)."""
         return self.target if self.target_sdtype() in ('categorical', 'boolean') else None
 
+    def categorical_bool_columns(self):
+        """Columns read as booleans whose metadata says ``categorical`` (shoppers' Weekend and
+        Revenue). SDGym 0.15.1's TabDDPM decodes such a column with ``astype(bool)`` on the
+        strings 'True' and 'False', so every sampled value comes out True; declared
+        ``boolean`` it maps them back. See :func:`synthesizer_spec`."""
+        table = next(iter(self.metadata['tables'].values()))
+        train = self._train()
+        return [column for column, spec in table['columns'].items()
+                if spec.get('sdtype') == 'categorical' and column in train
+                and pd.api.types.is_bool_dtype(train[column])]
+
     def frames(self):
         """(train, test); without test.csv, a seeded 20% of train.csv is held out."""
         train = self._train().reset_index(drop=True)
@@ -326,8 +337,12 @@ TARGET_WEIGHT = 4
 
 
 def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, device=None,
-                     code_revision=TABGRAA_CODE_REVISION, tabgraa_options=None):
+                     code_revision=TABGRAA_CODE_REVISION, tabgraa_options=None,
+                     boolean_columns=()):
     """``{'kind', 'kwargs', 'settings'}`` of one synthesizer: what is fit, with what.
+    ``boolean_columns`` (TabDDPM only): boolean columns the metadata calls categorical, handed
+    to TabDDPM as ``boolean`` so that it decodes them (``Table.categorical_bool_columns``);
+    named in the settings, so rows fitted without the workaround stay apart.
     ``code_revision`` labels TabGRAA's settings and gives the harness settings of that revision
     (the report reads earlier revisions' rows by them). ``tabgraa_options`` (checked by
     ``check_tabgraa_options``) override TabGRAA's harness settings; they are in the settings
@@ -374,7 +389,11 @@ def synthesizer_spec(name, quick=False, target_column=None, ddpm_steps=None, dev
         kwargs['target_column'] = target_column
         if device:
             kwargs['device'] = device
-        return _spec('tabddpm', kwargs, quick)
+        spec = _spec('tabddpm', kwargs, quick)
+        if boolean_columns:
+            spec['boolean_columns'] = sorted(boolean_columns)
+            spec['settings'] += f"; boolean_sdtype={json.dumps(spec['boolean_columns'])}"
+        return spec
     raise BenchmarkError(
         f'Unknown synthesizer {name!r}; choose from {SYNTHESIZERS + OPTIONAL_SYNTHESIZERS}.')
 
@@ -471,6 +490,10 @@ def make_sdgym_synthesizer(name, spec, seed):
 
             synthesizer = TabDDPMSynthesizer()
             kwargs['seed'] = seed
+            # The same model; only the decoding of these columns changes (see the spec).
+            if spec.get('boolean_columns'):
+                metadata = Metadata.load_from_dict(metadata.to_dict())  # SDGym's stays as it is
+                metadata.update_columns(spec['boolean_columns'], sdtype='boolean')
         else:
             raise ValueError(f'not an SDGym custom synthesizer kind: {kind!r}')
         synthesizer._MODEL_KWARGS = kwargs  # an instance attribute: the class stays untouched
@@ -873,12 +896,14 @@ def build_plan(args, tables):
     for table in tables:
         folder = prepare_table(table, args.work, args.max_rows, args.max_test_rows)
         target_column = table.conditioning_target()
+        bool_columns = table.categorical_bool_columns()
         for name in names:
             if name == 'TabDDPM-AdultTuned' and not explicit and 'adult' not in table.name:
                 continue  # tuned on Adult; on other tables only when asked for by name
             spec = synthesizer_spec(name, quick=args.quick, target_column=target_column,
                                     ddpm_steps=args.ddpm_steps, device=args.device,
-                                    tabgraa_options=args.tabgraa_options)
+                                    tabgraa_options=args.tabgraa_options,
+                                    boolean_columns=bool_columns)
             # A probe's cells get their own work folders beside the harness's cells.
             probe = '_options' if args.tabgraa_options and spec['kind'] == 'tabgraa' else ''
             for seed in args.seeds:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 import boto3.session
+import numpy as np
 import pandas as pd
 import pytest
 import sdgym.benchmark
@@ -328,3 +329,67 @@ def test_tabgraa_options_override_both_tabgraa_rows_and_label_their_cells(tmp_pa
         with pytest.raises(SystemExit):
             bench.parse_args(common + ['--tabgraa-options', bad])
         assert says in capsys.readouterr().err
+
+
+# ------------------------------------------------------- SDGym 0.15.1 TabDDPM and bool columns
+def bool_table(folder, rows=120):
+    """A table with a bool column and a bool target, both declared categorical (as shoppers')."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({'x': rng.normal(size=rows), 'flag': rng.random(rows) < 0.3,
+                          'label': rng.random(rows) < 0.5})
+    folder.mkdir(parents=True)
+    frame.to_csv(folder / 'train.csv', index=False)
+    frame.to_csv(folder / 'test.csv', index=False)
+    columns = {'x': {'sdtype': 'numerical'}, 'flag': {'sdtype': 'categorical'},
+               'label': {'sdtype': 'categorical'}}
+    (folder / 'metadata.json').write_text(json.dumps(
+        {'METADATA_SPEC_VERSION': 'V1', 'tables': {folder.name: {'columns': columns}}}))
+    (folder / 'dataset.json').write_text(json.dumps(
+        {'target': 'label', 'task': 'binary_classification'}))
+    return bench.Table.from_folder(folder)
+
+
+def fit_tabddpm_cell(table, work, boolean_columns):
+    from sdv.metadata import Metadata
+
+    train, _, metadata, _ = bench.load_prepared(bench.prepare_table(table, work))
+    spec = bench.synthesizer_spec('TabDDPM', quick=True, target_column='label',
+                                  boolean_columns=boolean_columns)
+    custom = bench.make_sdgym_synthesizer('TabDDPM', spec, seed=0)
+    fitted = custom().get_trained_synthesizer(train, Metadata.load_from_dict(metadata))
+    return spec, custom().sample_from_synthesizer(fitted, 400)
+
+
+def test_sdgym_tabddpm_writes_every_categorical_bool_as_true_without_the_workaround(tmp_path):
+    """The SDGym bug: if this starts giving both values, SDGym decodes such columns itself and
+    ``boolean_columns`` can go."""
+    table = bool_table(tmp_path / 'data' / 'flags')
+    _, synthetic = fit_tabddpm_cell(table, tmp_path / 'work', boolean_columns=())
+    assert synthetic['flag'].all() and synthetic['label'].all()
+
+
+def test_tabddpm_cells_decode_bool_columns_and_say_so(tmp_path):
+    table = bool_table(tmp_path / 'data' / 'flags')
+    assert table.categorical_bool_columns() == ['flag', 'label']
+    spec, synthetic = fit_tabddpm_cell(table, tmp_path / 'work',
+                                       boolean_columns=table.categorical_bool_columns())
+    assert spec['settings'].endswith('; boolean_sdtype=["flag", "label"]')
+    for column in ('flag', 'label'):
+        assert set(synthetic[column]) == {False, True}, column
+    # Tables without such columns keep the settings their earlier cells carry.
+    plain = bench.synthesizer_spec('TabDDPM', quick=True, target_column='label')
+    assert 'boolean_sdtype' not in plain['settings']
+    assert bench.Table.from_folder(write_table(tmp_path / 'data' / 'adult')) \
+        .categorical_bool_columns() == []
+
+
+def test_report_lists_tabddpm_rows_before_the_bool_workaround_apart():
+    rows = pd.DataFrame([
+        {'synthesizer': 'TabDDPM', 'dataset': 'shoppers', 'settings': 'steps=1000'},
+        {'synthesizer': 'TabDDPM', 'dataset': 'shoppers',
+         'settings': 'steps=1000; boolean_sdtype=["Revenue"]'},
+        {'synthesizer': 'TabDDPM', 'dataset': 'adult', 'settings': 'steps=1000'},
+        {'synthesizer': 'CTGAN', 'dataset': 'shoppers', 'settings': 'SDV defaults'}])
+    kept, before = report.split_tabddpm_rows(rows)
+    assert before.index.tolist() == [0]
+    assert kept.index.tolist() == [1, 2, 3]
