@@ -162,12 +162,17 @@ def run(table, seed, steps, rows, variant, results, work, threads):
 
     torch.set_num_threads(threads)
     train, test, metadata, manifest = load_prepared(prepare_table(table, work))
+    # The harness's workaround for boolean columns declared categorical (shoppers'), so the
+    # decoded rows are scored as the harness scores them.
     spec = synthesizer_spec('TabDDPM', target_column=table.conditioning_target(),
-                            ddpm_steps=steps)
+                            ddpm_steps=steps, boolean_columns=table.categorical_bool_columns())
+    model_metadata = Metadata.load_from_dict(metadata)
+    if spec.get('boolean_columns'):
+        model_metadata.update_columns(spec['boolean_columns'], sdtype='boolean')
     seed_everything(seed)
     started = time.perf_counter()
     with denoiser_input(variant):
-        model = TabDDPM(metadata, seed=seed, **spec['kwargs'])
+        model = TabDDPM(model_metadata, seed=seed, **spec['kwargs'])
         model.fit(train)
         fit_seconds = time.perf_counter() - started
         diffusion = model._diffusion
@@ -213,8 +218,10 @@ def run(table, seed, steps, rows, variant, results, work, threads):
     if model._target_encoder is not None:
         target = model._target_encoder.inverse_transform(
             y_gen.numpy().reshape(-1, 1)).reshape(-1)
-        synthetic[model.target_column] = pd.Series(target).astype(train[model.target_column]
-                                                                  .dtype)
+        target = pd.Series(target)
+        synthetic[model.target_column] = (
+            target.map({'True': True, 'False': False}) if model._target_is_boolean
+            else target.astype(train[model.target_column].dtype))
     synthetic = synthetic[[c for c in train.columns if c in synthetic.columns]]
     scores = evaluate(train, test, synthetic, Metadata.load_from_dict(metadata),
                       target=manifest['target'], task=manifest['task'], seed=seed,
