@@ -149,6 +149,22 @@ def split_tabddpm_rows(rows):
     return rows[~before], rows[before]
 
 
+def rows_apart(rows, columns):
+    """Markdown lines of a table of rows listed apart: synthesizer, dataset, seed, then
+    ``columns`` (settings in backticks, seconds to 0.1, scores to 4 decimals)."""
+    def cell(row, column):
+        if column == 'settings':
+            return f"`{row[column]}`"
+        return f'{float(row[column]):.{1 if column.endswith("_seconds") else 4}f}'
+
+    lines = ['| synthesizer | dataset | seed | ' + ' | '.join(columns) + ' |',
+             '|---|---|---|' + ''.join('---|' if c == 'settings' else '---:|' for c in columns)]
+    for _, row in rows.iterrows():
+        lines.append(f"| {row['synthesizer']} | {row['dataset']} | {row['seed']} | "
+                     + ' | '.join(cell(row, c) for c in columns) + ' |')
+    return lines
+
+
 def render(results, figures_dir=None, figures_link='figures', source='results'):
     """The markdown section; writes the figures to ``figures_dir`` when given."""
     if results.empty:
@@ -220,13 +236,7 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
                              f'{text} |')
             parts.append('#### Errors\n\n' + '\n'.join(lines) + '\n')
     if len(ddpm_before):
-        lines = ['| synthesizer | dataset | seed | quality_score | tree_detection_auc | '
-                 'tstr_score |', '|---|---|---|---:|---:|---:|']
-        for _, row in ddpm_before.iterrows():
-            lines.append(f"| {row['synthesizer']} | {row['dataset']} | {row['seed']} | "
-                         f"{float(row['quality_score']):.4f} | "
-                         f"{float(row['tree_detection_auc']):.4f} | "
-                         f"{float(row['tstr_score']):.4f} |")
+        lines = rows_apart(ddpm_before, ('quality_score', 'tree_detection_auc', 'tstr_score'))
         parts.append('### TabDDPM rows before the boolean-column workaround (not in the tables '
                      'above)\n\nSDGym 0.15.1\'s TabDDPM decodes a boolean column whose metadata '
                      'says `categorical` with `astype(bool)` on the strings \'True\' and '
@@ -234,13 +244,8 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
                      '0.500). Later cells declare such columns `boolean` '
                      '(`boolean_sdtype=` in their settings).\n\n' + '\n'.join(lines) + '\n')
     if len(earlier):
-        lines = ['| synthesizer | dataset | seed | settings | quality_score | tree_detection_auc '
-                 '| tstr_score | fit_seconds |', '|---|---|---|---|---:|---:|---:|---:|']
-        for _, row in earlier.iterrows():
-            lines.append(f"| {row['synthesizer']} | {row['dataset']} | {row['seed']} | "
-                         f"`{row['settings']}` | {float(row['quality_score']):.4f} | "
-                         f"{float(row['tree_detection_auc']):.4f} | "
-                         f"{float(row['tstr_score']):.4f} | {float(row['fit_seconds']):.1f} |")
+        lines = rows_apart(earlier, ('settings', 'quality_score', 'tree_detection_auc',
+                                     'tstr_score', 'fit_seconds'))
         parts.append('### TabGRAA rows with earlier defaults or code (not in the tables above)'
                      '\n\nFitted before the SFT anneal (`rounds=3`) or density-ratio resampling '
                      '(`anneal_epochs=3; rounds=3`) was in these settings, or before code '

@@ -456,6 +456,19 @@ def tabgraa_kwargs(spec):
     return kwargs
 
 
+def tabddpm_metadata(metadata, spec):
+    """The SDV ``Metadata`` TabDDPM is given: a copy with the spec's ``boolean_columns``
+    declared ``boolean``. The same model; only the decoding of those columns changes (see
+    :func:`synthesizer_spec`)."""
+    from sdv.metadata import Metadata
+
+    if not spec.get('boolean_columns'):
+        return metadata
+    metadata = Metadata.load_from_dict(metadata.to_dict())  # the caller's stays as it is
+    metadata.update_columns(spec['boolean_columns'], sdtype='boolean')
+    return metadata
+
+
 def make_sdgym_synthesizer(name, spec, seed):
     """An SDGym custom synthesizer class (``Custom:<name>``) for one cell."""
     from sdgym.synthesizers import create_single_table_synthesizer
@@ -490,10 +503,7 @@ def make_sdgym_synthesizer(name, spec, seed):
 
             synthesizer = TabDDPMSynthesizer()
             kwargs['seed'] = seed
-            # The same model; only the decoding of these columns changes (see the spec).
-            if spec.get('boolean_columns'):
-                metadata = Metadata.load_from_dict(metadata.to_dict())  # SDGym's stays as it is
-                metadata.update_columns(spec['boolean_columns'], sdtype='boolean')
+            metadata = tabddpm_metadata(metadata, spec)
         else:
             raise ValueError(f'not an SDGym custom synthesizer kind: {kind!r}')
         synthesizer._MODEL_KWARGS = kwargs  # an instance attribute: the class stays untouched

@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 from alignment import append_rows  # noqa: E402  (benchmarks/ is not a package)
 from sdgym_benchmark import (  # noqa: E402
     load_prepared, machine_description, prepare_table, resolve_tables, seed_everything,
-    synthesizer_spec)
+    synthesizer_spec, tabddpm_metadata)
 
 RESULTS = HERE / 'results' / 'tabddpm_collapse_probe.csv'
 VARIANTS = ('paper', 'probability-input')
@@ -166,9 +166,7 @@ def run(table, seed, steps, rows, variant, results, work, threads):
     # decoded rows are scored as the harness scores them.
     spec = synthesizer_spec('TabDDPM', target_column=table.conditioning_target(),
                             ddpm_steps=steps, boolean_columns=table.categorical_bool_columns())
-    model_metadata = Metadata.load_from_dict(metadata)
-    if spec.get('boolean_columns'):
-        model_metadata.update_columns(spec['boolean_columns'], sdtype='boolean')
+    model_metadata = tabddpm_metadata(Metadata.load_from_dict(metadata), spec)
     seed_everything(seed)
     started = time.perf_counter()
     with denoiser_input(variant):
