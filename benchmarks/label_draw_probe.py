@@ -16,12 +16,24 @@ same ``p_hat``:
 * ``argmax``: the most likely class, not a sample (it shifts the label's marginal; a ceiling,
   not an option).
 
+``--variants`` compares label models by their boosting settings (``VARIANTS``; rows without a
+``variant`` are the default's). Beside the TSTR of each, two scores of ``p_hat`` itself:
+``holdout_log_loss``, of a label model fitted on 80% of the training rows on the other 20% (a
+choice a user could make without the test split), and ``p_hat_test_auc``, the AUC of the full
+model's ``p_hat`` on the test split (its numbers clipped to the training range, which the
+token grid spans).
+
+    python benchmarks/label_draw_probe.py magic --seeds 0 1 2 3 4 5 6 7 8 9 \
+        --draws independent --variants default "learning rate 0.05" "learning rate 0.03"
+
 Binary targets only. Rows go to ``benchmarks/results/label_draw_probe.csv``.
 """
 
+import itertools
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import log_loss, roc_auc_score
 
 from alignment import load_table, probe_parser, record_row
 from sdgym_benchmark import machine_description
@@ -33,6 +45,13 @@ from tabgraa_sdv.metrics import tstr_score
 
 HERE = Path(__file__).parent
 RESULTS = HERE / 'results' / 'label_draw_probe.csv'
+# Boosting settings of the label model (LabelModel's ``boosting``). A smaller learning rate
+# gets a patience that covers as much of the loss curve as the default's 20 iterations.
+VARIANTS = {'default': {},
+            'learning rate 0.05': {'learning_rate': 0.05, 'n_iter_no_change': 40},
+            'learning rate 0.03': {'learning_rate': 0.03, 'n_iter_no_change': 60}}
+DRAWS = ('independent', 'systematic', 'argmax')
+HOLDOUT = 0.2
 
 
 def draws(p, rng):
@@ -45,8 +64,34 @@ def draws(p, rng):
     return {'independent': independent, 'systematic': systematic, 'argmax': p.argmax(axis=1)}
 
 
+def encode_in_range(codec, processed_train, processed):
+    """Token rows of ``processed`` rows, their numbers clipped to the training range first
+    (the grid spans only that range)."""
+    processed = processed.copy()
+    for name in codec.column_names:
+        if processed[name].dtype.kind == 'f' and processed_train[name].dtype.kind in 'fi':
+            processed[name] = processed[name].clip(processed_train[name].min(),
+                                                   processed_train[name].max())
+    return codec.encode(processed)
+
+
+def p_hat_scores(codec, tokens, test_tokens, target, slot, seed, boosting):
+    """(``holdout_log_loss``, ``p_hat_test_auc``, the label model fitted on every row)."""
+    local = tokens[:, slot] - codec.slot_start[slot]
+    held_out = np.random.default_rng(100 + seed).random(len(tokens)) < HOLDOUT
+    model = LabelModel(codec, [target], seed=seed, boosting=boosting).fit(tokens[~held_out])
+    p, codes = model.probabilities(tokens[held_out], 0)
+    holdout = log_loss(local[held_out], p, labels=codes)
+    model = LabelModel(codec, [target], seed=seed, boosting=boosting).fit(tokens)
+    p, codes = model.probabilities(test_tokens, 0)
+    test_auc = roc_auc_score(test_tokens[:, slot] - codec.slot_start[slot] == codes[1], p[:, 1])
+    return float(holdout), float(test_auc), model
+
+
 def main(argv=None):
     parser = probe_parser(__doc__, RESULTS, seeds=(0, 1, 2))
+    parser.add_argument('--variants', nargs='+', default=['default'], choices=list(VARIANTS))
+    parser.add_argument('--draws', nargs='+', default=list(DRAWS), choices=DRAWS)
     args = parser.parse_args(argv)
     for name in args.datasets:
         train, test, metadata, info = load_table(args.root, name)
@@ -58,15 +103,21 @@ def main(argv=None):
         codec = ColumnarCodec(max_base=MAX_BASE).fit(processed)  # the synthesizer's grid
         tokens = codec.encode(processed)
         slot = int(codec.column_slots[codec.column_names.index(target)][0])
+        test_tokens = encode_in_range(codec, processed,
+                                      synthesizer._data_processor.transform(test))
         on_real = tstr_score(test, train, target, info['task'])
-        for seed in args.seeds:
-            model = LabelModel(codec, [target], seed=seed).fit(tokens)
+        for variant, seed in itertools.product(args.variants, args.seeds):
+            holdout, test_auc, model = p_hat_scores(codec, tokens, test_tokens, target, slot,
+                                                    seed, VARIANTS[variant])
             p, codes = model.probabilities(tokens, 0)
             for draw, pick in draws(p, np.random.default_rng(seed)).items():
+                if draw not in args.draws:
+                    continue
                 relabelled = tokens.copy()
                 relabelled[:, slot] = codes[pick] + codec.slot_start[slot]
                 frame = synthesizer._data_processor.reverse_transform(codec.decode(relabelled))
-                row = {'dataset': name, 'seed': seed, 'draw': draw,
+                row = {'dataset': name, 'seed': seed, 'draw': draw, 'variant': variant,
+                       'holdout_log_loss': holdout, 'p_hat_test_auc': test_auc,
                        'tstr_score': tstr_score(test, frame, target, info['task'], seed=seed),
                        'train_on_real': on_real,
                        'label_share': float((frame[target] == train[target].mode()[0]).mean()),

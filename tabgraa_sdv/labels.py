@@ -46,10 +46,27 @@ RESIDUAL_BANDS = 20
 RESIDUAL_QUANTILES = 201
 
 
-def _boosting_options(seed):
-    """The label fits' boosting settings: early stopping on a tenth of their rows."""
-    return dict(max_iter=1000, learning_rate=0.1, early_stopping=True, validation_fraction=0.1,
-                n_iter_no_change=20, random_state=seed)
+def _boosting_options(seed, overrides=None):
+    """The label fits' boosting settings: early stopping on a tenth of their rows, and any
+    ``overrides``."""
+    return {**dict(max_iter=1000, learning_rate=0.1, early_stopping=True, validation_fraction=0.1,
+                   n_iter_no_change=20, random_state=seed), **(overrides or {})}
+
+
+def _check_boosting(boosting):
+    """``boosting``: a dict of settings both boosting estimators take, other than the seed."""
+    if boosting is None:
+        return {}
+    if not isinstance(boosting, dict):
+        raise ValueError(f'boosting must be a dict of HistGradientBoosting settings, got '
+                         f'{boosting!r}.')
+    allowed = (set(HistGradientBoostingClassifier().get_params())
+               & set(HistGradientBoostingRegressor().get_params())) - {'random_state'}
+    unknown = sorted(set(boosting) - allowed)
+    if unknown:
+        raise ValueError(f'boosting: {unknown} are not settings of both HistGradientBoosting '
+                         f'estimators (the seed comes from seed); choose from {sorted(allowed)}.')
+    return dict(boosting)
 
 
 class LabelModel:
@@ -66,12 +83,17 @@ class LabelModel:
         bootstrap: draw each fit's rows with replacement (as many as there are) instead of
             a subsample; kept for the comparison in ``benchmarks/label_probe.py``.
         seed: seed of the subsamples and the classifiers.
+        boosting: settings of the boosting fits that replace the defaults (e.g.
+            ``{'learning_rate': 0.05}``); kept for the comparison in
+            ``benchmarks/label_draw_probe.py``.
     """
 
-    def __init__(self, codec, columns, n_models=N_MODELS, bootstrap=False, seed=0):
+    def __init__(self, codec, columns, n_models=N_MODELS, bootstrap=False, seed=0,
+                 boosting=None):
         self.features = R.TokenFeatures(codec)
         self.codec, self.columns = codec, list(columns)
         self.n_models, self.bootstrap, self.seed = n_models, bootstrap, seed
+        self.boosting = _check_boosting(boosting)
         names = codec.column_names
         self.index, self.slot, self.numeric = [], [], []
         for name in self.columns:
@@ -91,8 +113,10 @@ class LabelModel:
         self.models = []
 
     def __setstate__(self, state):
-        # One pickled before numeric labels existed has one-token labels only.
-        self.__dict__.update({'numeric': [False] * len(state['index']), **state})
+        # One pickled before numeric labels existed has one-token labels only; one pickled
+        # before ``boosting`` existed used the defaults.
+        self.__dict__.update({'numeric': [False] * len(state['index']), 'boosting': {},
+                              **state})
 
     def fit(self, tokens):
         """Fit each label's models on real token rows ``[rows, n_slots]``."""
@@ -104,7 +128,8 @@ class LabelModel:
         for c, slot, numeric in zip(self.index, self.slot, self.numeric):
             others = self._others(c)
             if numeric:
-                self.models.append(NumericLabel(self.codec.columns[c], self.n_models, self.seed)
+                self.models.append(NumericLabel(self.codec.columns[c], self.n_models, self.seed,
+                                                self.boosting)
                                    .fit(X[:, others], self._local(tokens, c),
                                         self.features.classifier_categorical[others]))
                 continue
@@ -133,7 +158,7 @@ class LabelModel:
         categorical = self.features.classifier_categorical[others]
         return HistGradientBoostingClassifier(
             categorical_features=categorical if categorical.any() else None,
-            **_boosting_options(self.seed + m))
+            **_boosting_options(self.seed + m, self.boosting))
 
     def _local(self, tokens, c):
         """Column ``c``'s local codes ``[rows, its slots]``."""
@@ -192,8 +217,9 @@ class NumericLabel:
     stays missing: the share of missing values is the language model's.
     """
 
-    def __init__(self, column, n_models=N_MODELS, seed=0):
+    def __init__(self, column, n_models=N_MODELS, seed=0, boosting=None):
         self.column, self.n_models, self.seed = column, n_models, seed
+        self.boosting = boosting or {}
         self.fits, self.scale, self.band_edges, self.residuals = [], None, None, None
         self.constant = 0
 
@@ -218,7 +244,7 @@ class NumericLabel:
                 break
             model = HistGradientBoostingRegressor(
                 categorical_features=categorical if categorical.any() else None,
-                **_boosting_options(self.seed + m)).fit(X[fit_rows], z[fit_rows])
+                **_boosting_options(self.seed + m, self.boosting)).fit(X[fit_rows], z[fit_rows])
             self.fits.append(model)
             predicted[held_out] = model.predict(X[held_out])
         scored = ~np.isnan(predicted)

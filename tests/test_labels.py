@@ -266,3 +266,21 @@ def test_each_fit_learns_from_a_subsample_a_bootstrap_or_every_row(labelled, mon
     LabelModel(codec, ['y'], n_models=2, bootstrap=True).fit(tokens)
     LabelModel(codec, ['y'], n_models=1).fit(tokens)
     assert seen == [3200, 3200, 4000, 4000, 4000]  # 80% without replacement; n with; all
+
+
+def test_boosting_settings_reach_every_fit_and_unknown_ones_are_named(labelled,
+                                                                      numeric_labelled):
+    _, codec, tokens, _ = labelled
+    model = LabelModel(codec, ['y'], n_models=2, boosting={'learning_rate': 0.05}).fit(tokens)
+    fits, _ = model.models[0]
+    assert [fit.learning_rate for fit in fits] == [0.05, 0.05]
+    assert [fit.n_iter_no_change for fit in fits] == [20, 20]  # the other defaults stay
+    _, codec, tokens, _ = numeric_labelled
+    model = LabelModel(codec, ['y'], n_models=2, boosting={'max_leaf_nodes': 7}).fit(tokens)
+    assert [fit.max_leaf_nodes for fit in model.models[0].fits] == [7, 7]
+    with pytest.raises(ValueError, match=r"boosting: \['learning_rat'\] are not settings"):
+        LabelModel(codec, ['y'], boosting={'learning_rat': 0.05})
+    with pytest.raises(ValueError, match='the seed comes from seed'):
+        LabelModel(codec, ['y'], boosting={'random_state': 3})
+    with pytest.raises(ValueError, match='boosting must be a dict'):
+        LabelModel(codec, ['y'], boosting=0.05)

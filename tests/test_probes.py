@@ -44,6 +44,22 @@ def test_both_random_draws_give_each_row_its_own_chance():
         assert np.all(np.abs(mean - p1) < 4 * np.sqrt(p1 * (1 - p1) / n)), draw
 
 
+def test_rows_past_the_training_range_encode_at_its_ends():
+    import pandas as pd
+
+    from tabgraa_sdv.codec import ColumnarCodec
+
+    train = pd.DataFrame({'x': [0.5, 1.0, 2.5, 4.0], 'c': ['a', 'b', 'a', 'b']})
+    codec = ColumnarCodec().fit(train)
+    rows = pd.DataFrame({'x': [-3.0, 2.5, 9.5], 'c': ['b', 'a', 'a']})
+    with pytest.raises(ValueError, match='outside the range'):
+        codec.encode(rows)
+    decoded = codec.decode(label_draw_probe.encode_in_range(codec, train, rows))
+    assert decoded['x'].tolist() == [0.5, 2.5, 4.0]
+    assert decoded['c'].tolist() == ['b', 'a', 'a']
+    assert rows['x'].tolist() == [-3.0, 2.5, 9.5]  # the caller's rows are left as they were
+
+
 def test_reliability_of_identical_and_independent_rewards():
     rng = np.random.default_rng(0)
     a = rng.normal(size=2000)
