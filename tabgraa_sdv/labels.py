@@ -54,18 +54,21 @@ def _boosting_options(seed, overrides=None):
 
 
 def _check_boosting(boosting):
-    """``boosting``: a dict of settings both boosting estimators take, other than the seed."""
+    """``boosting``: a dict of settings both boosting estimators take, other than the seed
+    and the categorical columns (the model sets those)."""
     if boosting is None:
         return {}
     if not isinstance(boosting, dict):
         raise ValueError(f'boosting must be a dict of HistGradientBoosting settings, got '
                          f'{boosting!r}.')
     allowed = (set(HistGradientBoostingClassifier().get_params())
-               & set(HistGradientBoostingRegressor().get_params())) - {'random_state'}
+               & set(HistGradientBoostingRegressor().get_params())
+               - {'random_state', 'categorical_features'})
     unknown = sorted(set(boosting) - allowed)
     if unknown:
         raise ValueError(f'boosting: {unknown} are not settings of both HistGradientBoosting '
-                         f'estimators (the seed comes from seed); choose from {sorted(allowed)}.')
+                         f'estimators that can be set here (the seed comes from seed, the '
+                         f'categorical columns from the codec); choose from {sorted(allowed)}.')
     return dict(boosting)
 
 

@@ -282,5 +282,7 @@ def test_boosting_settings_reach_every_fit_and_unknown_ones_are_named(labelled,
         LabelModel(codec, ['y'], boosting={'learning_rat': 0.05})
     with pytest.raises(ValueError, match='the seed comes from seed'):
         LabelModel(codec, ['y'], boosting={'random_state': 3})
+    with pytest.raises(ValueError, match='categorical columns from the codec'):
+        LabelModel(codec, ['y'], boosting={'categorical_features': None})
     with pytest.raises(ValueError, match='boosting must be a dict'):
         LabelModel(codec, ['y'], boosting=0.05)
