@@ -5,6 +5,7 @@ seeded, so the whole suite runs in well under a few minutes on two CPU cores and
 """
 
 import copy
+import json
 import os
 import warnings
 
@@ -142,3 +143,22 @@ def check_loads_on_the_cpu_as_if_saved_on_a_gpu(lm):
         clone.set_random_state(3)
         pd.testing.assert_frame_equal(clone.sample(50), lm.sample(50))
     return state
+
+
+def write_bool_table(folder, rows):
+    """A benchmark table folder with a bool column and a bool target, both declared
+    categorical (as shoppers' Weekend and Revenue): train.csv, test.csv (the same rows),
+    metadata.json and dataset.json."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({'x': rng.normal(size=rows), 'flag': rng.random(rows) < 0.3,
+                          'label': rng.random(rows) < 0.5})
+    folder.mkdir(parents=True)
+    frame.to_csv(folder / 'train.csv', index=False)
+    frame.to_csv(folder / 'test.csv', index=False)
+    columns = {'x': {'sdtype': 'numerical'}, 'flag': {'sdtype': 'categorical'},
+               'label': {'sdtype': 'categorical'}}
+    (folder / 'metadata.json').write_text(json.dumps(
+        {'METADATA_SPEC_VERSION': 'V1', 'tables': {folder.name: {'columns': columns}}}))
+    (folder / 'dataset.json').write_text(json.dumps(
+        {'target': 'label', 'task': 'binary_classification'}))
+    return folder

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import boto3
 import boto3.session
-import numpy as np
 import pandas as pd
 import pytest
 import sdgym.benchmark
 import sdgym.datasets
 import sdgym.s3
+from conftest import write_bool_table
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
@@ -334,19 +334,7 @@ def test_tabgraa_options_override_both_tabgraa_rows_and_label_their_cells(tmp_pa
 # ------------------------------------------------------- SDGym 0.15.1 TabDDPM and bool columns
 def bool_table(folder, rows=120):
     """A table with a bool column and a bool target, both declared categorical (as shoppers')."""
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({'x': rng.normal(size=rows), 'flag': rng.random(rows) < 0.3,
-                          'label': rng.random(rows) < 0.5})
-    folder.mkdir(parents=True)
-    frame.to_csv(folder / 'train.csv', index=False)
-    frame.to_csv(folder / 'test.csv', index=False)
-    columns = {'x': {'sdtype': 'numerical'}, 'flag': {'sdtype': 'categorical'},
-               'label': {'sdtype': 'categorical'}}
-    (folder / 'metadata.json').write_text(json.dumps(
-        {'METADATA_SPEC_VERSION': 'V1', 'tables': {folder.name: {'columns': columns}}}))
-    (folder / 'dataset.json').write_text(json.dumps(
-        {'target': 'label', 'task': 'binary_classification'}))
-    return bench.Table.from_folder(folder)
+    return bench.Table.from_folder(write_bool_table(folder, rows))
 
 
 def fit_tabddpm_cell(table, work, boolean_columns):

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import write_bool_table
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
@@ -71,26 +72,9 @@ def test_run_records_every_diagnostic(tmp_path, monkeypatch, variant):
 
 
 def test_run_applies_the_harness_bool_workaround(tmp_path, monkeypatch):
-    import json
-
-    import numpy as np
-
     small = dict(bench.TABDDPM_DEFAULT, d_layers=[16, 16], num_timesteps=20)
     monkeypatch.setattr(bench, 'TABDDPM_DEFAULT', small)
-    folder = tmp_path / 'data' / 'flags'
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame({'x': rng.normal(size=150), 'flag': rng.random(150) < 0.3,
-                          'label': rng.random(150) < 0.5})
-    frame.to_csv(folder / 'train.csv', index=False)
-    frame.to_csv(folder / 'test.csv', index=False)
-    columns = {'x': {'sdtype': 'numerical'}, 'flag': {'sdtype': 'categorical'},
-               'label': {'sdtype': 'categorical'}}
-    (folder / 'metadata.json').write_text(json.dumps(
-        {'METADATA_SPEC_VERSION': 'V1', 'tables': {'flags': {'columns': columns}}}))
-    (folder / 'dataset.json').write_text(json.dumps(
-        {'target': 'label', 'task': 'binary_classification'}))
-    table = bench.Table.from_folder(folder)
+    table = bench.Table.from_folder(write_bool_table(tmp_path / 'data' / 'flags', 150))
     out = probe.run(table, seed=0, steps=3, rows=60, variant='paper',
                     results=tmp_path / 'probe.csv', work=tmp_path / 'work', threads=1)
     assert out['settings'].iloc[0].endswith('; boolean_sdtype=["flag", "label"]')
