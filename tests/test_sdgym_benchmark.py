@@ -128,7 +128,7 @@ def test_quick_mode_end_to_end_offline_and_resumes(tmp_path, no_s3, capsys):
 
     capsys.readouterr()
     assert bench.main(argv) == 0  # every cell is done: nothing runs, nothing is appended
-    assert '8 already in' in capsys.readouterr().out
+    assert f'{len(bench.SYNTHESIZERS)} already in' in capsys.readouterr().out
     assert len(pd.read_csv(results)) == len(rows)
 
     docs = tmp_path / 'benchmarks.md'
@@ -182,6 +182,18 @@ def test_plan_tuned_tabddpm_on_adult_only_unless_named(tmp_path):
     plan = bench.build_plan(args, bench.resolve_tables(['adult', 'magic'], tmp_path / 'data'))
     assert {cell['table_name'] for cell in plan} == {'adult', 'magic'}
     assert all(cell['kwargs']['steps'] == 7 and 'steps=7' in cell['settings'] for cell in plan)
+
+
+def test_tabddpm_10k_is_sdgyms_defaults_with_ten_times_the_steps():
+    default = bench.synthesizer_spec('TabDDPM', target_column='y')
+    ten_k = bench.synthesizer_spec('TabDDPM-10k', target_column='y', ddpm_steps=7)
+    assert ten_k['kwargs'] == dict(default['kwargs'], steps=10000)  # --ddpm-steps left it alone
+    # the settings of the cells run as `--synthesizers TabDDPM --ddpm-steps 10000`
+    assert ten_k['settings'] == ('batch_size=4096; d_layers=[256, 256]; lr=0.001; '
+                                 'num_timesteps=1000; steps=10000; target_column="y"')
+    assert bench.synthesizer_spec('TabDDPM', ddpm_steps=7)['kwargs']['steps'] == 7
+    quick = bench.synthesizer_spec('TabDDPM-10k', quick=True)['kwargs']
+    assert quick['steps'] == 5 and quick['num_timesteps'] == 20
 
 
 def test_append_row_keeps_the_columns_and_rewrites_an_old_header(tmp_path):
