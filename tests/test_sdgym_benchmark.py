@@ -212,6 +212,7 @@ def test_cli_forwards_and_the_package_does_not_import_sdgym(capsys):
     assert cli.main(['benchmark', '--list']) == 0
     out = capsys.readouterr().out
     assert 'TabGRAA-SFT' in out and 'rounds=0' in out and 'TabDDPM-AdultTuned' in out
+    assert 'steps=10000' in out  # TabDDPM-10k
     code = ('import sys, tabgraa_sdv, tabgraa_sdv.cli, tabgraa_sdv.metrics; '
             "sys.exit(int('sdgym' in sys.modules))")
     assert subprocess.run([sys.executable, '-c', code]).returncode == 0
