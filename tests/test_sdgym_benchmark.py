@@ -394,3 +394,42 @@ def test_report_lists_tabddpm_rows_before_the_bool_workaround_apart():
     kept, before = report.split_tabddpm_rows(rows)
     assert before.index.tolist() == [0]
     assert kept.index.tolist() == [1, 2, 3]
+
+
+def test_report_scores_issue_4s_target_table_by_table():
+    """TabGRAA against the best other synthesizer (with and without TabGRAA-SFT), its TSTR
+    gap to Real and its fit ratio to CTGAN, from seed means; error rows left out."""
+    def row(synthesizer, dataset, quality, detection, tstr, fit, seed=0, machine='m1', error=''):
+        return {'synthesizer': synthesizer, 'dataset': dataset, 'seed': seed,
+                'quality_score': quality, 'tree_detection_auc': detection, 'tstr_score': tstr,
+                'fit_seconds': fit, 'machine': machine, 'error': error}
+
+    rows = pd.DataFrame([
+        # alpha: TabGRAA best on quality (seed mean 0.95) and detection, TSTR within 0.01
+        row('TabGRAA', 'alpha', 0.94, 0.52, 0.90, 100),
+        row('TabGRAA', 'alpha', 0.96, 0.54, 0.90, 100, seed=1),
+        row('TabGRAA-SFT', 'alpha', 0.93, 0.56, 0.89, 80),
+        row('CTGAN', 'alpha', 0.80, 0.95, 0.85, 400),
+        row('CTGAN', 'alpha', 0.99, 0.50, 0.99, 1, seed=1, error='timed out'),
+        row('Real', 'alpha', 0.99, 0.50, 0.905, 0),
+        # beta: TabGRAA-SFT beats TabGRAA, a peer is nearer 0.5 below it; TSTR 0.02 short;
+        # fit over half of CTGAN's, measured on two machines
+        row('TabGRAA', 'beta', 0.90, 0.56, 0.70, 300),
+        row('TabGRAA-SFT', 'beta', 0.91, 0.55, 0.70, 200),
+        row('TabDDPM-10k', 'beta', 0.85, 0.45, 0.72, 500, machine='m2'),
+        row('CTGAN', 'beta', 0.80, 0.90, 0.60, 500, machine='m2'),
+        row('Real', 'beta', 0.99, 0.50, 0.72, 0),
+    ])
+    text = report.target_scorecard(rows)
+    lines = {line.split(' | ')[0]: line for line in text.splitlines() if line.startswith('| ')}
+    assert lines['| alpha'] == ('| alpha | 0.9500 / 0.9300 (TabGRAA-SFT); 0.8000 (CTGAN) | '
+                                '0.5300 / 0.5600 (TabGRAA-SFT); 0.9500 (CTGAN) | '
+                                '0.9000 / 0.9050 (+0.0050) | 100 / 400 (0.25) |')
+    assert lines['| beta'] == ('| beta | 0.9000 / 0.9100 (TabGRAA-SFT); 0.8500 (TabDDPM-10k) | '
+                               '0.5600 / 0.4500 (TabDDPM-10k) | 0.7000 / 0.7200 (+0.0200) | '
+                               '300 / 500 (0.60, mixed machines) |')
+    assert ('ahead of every other synthesizer on quality on 1 of 2 tables (2 of 2 leaving '
+            'TabGRAA-SFT aside), on tree detection on 1 of 2 (1 of 2)') in text
+    assert 'within 0.01 of train-on-real on 1 of 2' in text
+    assert "at most half of CTGAN's on 1 of 2" in text
+    assert report.target_scorecard(rows[rows['synthesizer'] != 'TabGRAA']) == ''
