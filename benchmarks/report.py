@@ -57,9 +57,14 @@ def order(names):
     return known + sorted(set(names) - set(known))
 
 
+def failed(rows):
+    """Mask of the rows whose cell ended in an error or a timeout (left out of the means)."""
+    return rows['error'].fillna('').astype(str).str.strip() != ''
+
+
 def summary(rows, metric):
     """synthesizer x dataset table of 'mean ± std' strings over the seeds."""
-    ok = rows[rows['error'].fillna('').astype(str).str.strip() == '']
+    ok = rows[~failed(rows)]
     values = pd.to_numeric(ok[metric], errors='coerce')
     stats = ok.assign(value=values).groupby(['synthesizer', 'dataset'])['value'].agg(
         ['mean', 'std', 'count'])
@@ -172,7 +177,7 @@ def target_scorecard(rows):
     time against CTGAN's (at most half). TabGRAA-SFT counts as another synthesizer; the best
     peer (any other but TabGRAA-SFT) and the count without it are given too. A fit ratio
     whose cells ran on more than one machine is marked."""
-    ok = rows[rows['error'].fillna('').astype(str).str.strip() == '']
+    ok = rows[~failed(rows)]
     if 'TabGRAA' not in set(ok['synthesizer']):
         return ''
 
@@ -198,13 +203,14 @@ def target_scorecard(rows):
         for name, table, key in (('quality', quality, lambda v: -v),
                                  ('detection', detection, lambda v: abs(v - 0.5))):
             table = table[dataset]
-            ours, text = table['TabGRAA'], [f"{table['TabGRAA']:.4f}"]
-            for suffix, leave_out in (('', ()), ('_peers', ('TabGRAA-SFT',))):
-                other = best_other(table, key, leave_out)
-                met[name + suffix].append(other is None or key(ours) < key(table[other]))
-                if other and f'({other})' not in text[-1]:
-                    text.append(f'{table[other]:.4f} ({other})')
-            cells.append(' / '.join(text[:2]) + ''.join(f'; {t}' for t in text[2:]))
+            ours = table['TabGRAA']
+            best, peer = best_other(table, key), best_other(table, key, ('TabGRAA-SFT',))
+            met[name].append(best is None or key(ours) < key(table[best]))
+            met[name + '_peers'].append(peer is None or key(ours) < key(table[peer]))
+            text = f'{ours:.4f}' + (f' / {table[best]:.4f} ({best})' if best else '')
+            if peer != best:
+                text += f'; {table[peer]:.4f} ({peer})'
+            cells.append(text)
         if (dataset, 'Real') in tstr.index and (dataset, 'TabGRAA') in tstr.index:
             gap = tstr[dataset, 'Real'] - tstr[dataset, 'TabGRAA']
             met['tstr'].append(gap <= 0.01)
@@ -249,7 +255,7 @@ def render(results, figures_dir=None, figures_link='figures', source='results'):
     parts = []
     for mode in sorted(rows['mode'].fillna('full').unique(), key=lambda m: m != 'full'):
         part = rows[rows['mode'].fillna('full') == mode]
-        errors = part['error'].fillna('').astype(str).str.strip() != ''
+        errors = failed(part)
         seeds = sorted(pd.to_numeric(part['seed'], errors='coerce').dropna().astype(int).unique())
         prefix = 'sdgym' if mode == 'full' else f'sdgym_{mode}'
         heading = 'Full runs' if mode == 'full' else f'{mode.capitalize()}-mode runs'
