@@ -170,19 +170,22 @@ def rows_apart(rows, columns):
     return lines
 
 
-def fit_ratio(timed, ours, ctgan):
-    """TabGRAA's fit over CTGAN's, as a number and a cell of the scorecard. ``timed`` holds both
-    synthesizers' cells of one table; ``ours`` and ``ctgan`` are their means over every cell.
-    Fit times compare only within a machine, so where the cells ran on several machines and
-    some machine ran both, the ratio is that machine's (the largest such ratio if several did),
-    and the mean over every cell is given beside it."""
+def fit_ratio(timed):
+    """TabGRAA's fit over CTGAN's, as a number and a cell of the scorecard, from ``timed``,
+    both synthesizers' cells of one table (``None`` when either has no fit time). Fit times
+    compare only within a machine, so where the cells ran on several machines and some machine
+    ran both, the ratio is that machine's (the largest such ratio if several did), and the
+    ratio of the means over every cell is given beside it."""
     machines = timed['machine'].fillna('') if 'machine' in timed else pd.Series('', timed.index)
+    fits = timed.assign(machine=machines, fit=pd.to_numeric(timed['fit_seconds'], errors='coerce'))
+    overall = fits.groupby('synthesizer')['fit'].mean().reindex(['TabGRAA', 'CTGAN'])
+    if overall.isna().any():
+        return None
+    ours, ctgan = overall
     if machines.nunique() <= 1:
         return ours / ctgan, f'{ours:,.0f} / {ctgan:,.0f} ({ours / ctgan:.2f})'
-    by_machine = (timed.assign(machine=machines, fit=pd.to_numeric(timed['fit_seconds'],
-                                                                  errors='coerce'))
-                  .groupby(['machine', 'synthesizer'])['fit'].mean().unstack())
-    shared = by_machine.reindex(columns=['TabGRAA', 'CTGAN']).dropna()
+    shared = (fits.groupby(['machine', 'synthesizer'])['fit'].mean().unstack()
+              .reindex(columns=['TabGRAA', 'CTGAN']).dropna())
     if shared.empty:
         return ours / ctgan, f'{ours:,.0f} / {ctgan:,.0f} ({ours / ctgan:.2f}, mixed machines)'
     ratios = shared['TabGRAA'] / shared['CTGAN']
@@ -213,7 +216,7 @@ def target_scorecard(rows):
         return others.index[np.argmin(key(others))] if len(others) else None
 
     quality, detection = means('quality_score'), means('tree_detection_auc')
-    tstr, fit = means('tstr_score'), means('fit_seconds')
+    tstr = means('tstr_score')
     lines = ['| dataset | quality: TabGRAA / best other; best peer | tree detection: TabGRAA '
              '/ best other; best peer | TSTR: TabGRAA / Real (gap) | fit s: TabGRAA / CTGAN '
              '(ratio) |', '|---|---|---|---|---|']
@@ -241,9 +244,10 @@ def target_scorecard(rows):
                          f'({gap:+.4f})')
         else:
             cells.append('—')
-        if (dataset, 'CTGAN') in fit.index and (dataset, 'TabGRAA') in fit.index:
-            timed = ok[(ok['dataset'] == dataset) & ok['synthesizer'].isin(['TabGRAA', 'CTGAN'])]
-            ratio, text = fit_ratio(timed, fit[dataset, 'TabGRAA'], fit[dataset, 'CTGAN'])
+        timed = fit_ratio(ok[(ok['dataset'] == dataset)
+                             & ok['synthesizer'].isin(['TabGRAA', 'CTGAN'])])
+        if timed:
+            ratio, text = timed
             met['fit'].append(ratio <= 0.5)
             cells.append(text)
         else:
