@@ -1,7 +1,7 @@
 """Helpers of benchmark probes whose numbers docs/ quotes: the label draws of
 benchmarks/label_draw_probe.py, the reliability measure of benchmarks/reward_noise_probe.py and
-the quality parts of benchmarks/quality_noise_probe.py and the quality over several draws of
-benchmarks/alignment.py."""
+the quality parts of benchmarks/quality_noise_probe.py, the quality over several draws of
+benchmarks/alignment.py and the column sets of benchmarks/detection_probe.py."""
 
 import sys
 from pathlib import Path
@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
 
 import alignment as alignment_benchmark  # noqa: E402
+import detection_probe  # noqa: E402
 import label_draw_probe  # noqa: E402
 import quality_noise_probe  # noqa: E402
 import reward_noise_probe  # noqa: E402
@@ -58,6 +59,27 @@ def test_rows_past_the_training_range_encode_at_its_ends():
     assert decoded['x'].tolist() == [0.5, 2.5, 4.0]
     assert decoded['c'].tolist() == ['b', 'a', 'a']
     assert rows['x'].tolist() == [-3.0, 2.5, 9.5]  # the caller's rows are left as they were
+
+
+def test_detection_by_columns_finds_a_broken_dependence_no_single_column_shows():
+    import pandas as pd
+    rng = np.random.default_rng(0)
+
+    def draw(dependent):
+        x = rng.normal(size=3000)
+        y = x + 0.1 * rng.normal(size=3000)
+        # the same marginals either way; in the synthetic rows y no longer follows x
+        return pd.DataFrame({'x': x, 'y': y if dependent else rng.permutation(y),
+                             'z': rng.normal(size=3000)})
+
+    real, synthetic = draw(True), draw(False)
+    scores = detection_probe.detection_by_columns(real, synthetic, seed=0)
+    assert list(scores) == ['all', 'only x', 'only y', 'only z',
+                            'without x', 'without y', 'without z']
+    assert scores['all'] > 0.9
+    assert all(abs(scores[f'only {c}'] - 0.5) < 0.05 for c in 'xyz')
+    assert abs(scores['without x'] - 0.5) < 0.05 and abs(scores['without y'] - 0.5) < 0.05
+    assert scores['without z'] > 0.9
 
 
 def test_reliability_of_identical_and_independent_rewards():
