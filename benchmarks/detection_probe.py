@@ -20,16 +20,14 @@ seed, model and column set goes to ``benchmarks/results/detection_probe.csv``; t
 kept in ``benchmarks/work/`` for a closer look.
 """
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from alignment import load_table, probe_parser, record_row
-from fit_phases import harness_fit
-from sdgym_benchmark import (TABGRAA_CODE_REVISION, machine_description, synthesizer_spec,
-                             tabgraa_kwargs)
+from fit_phases import harness_fit, harness_kwargs
+from sdgym_benchmark import TABGRAA_CODE_REVISION, check_tabgraa_options, machine_description
 from tabgraa_sdv.metrics import TableEncoder, tree_detection_auc
 
 HERE = Path(__file__).parent
@@ -64,6 +62,7 @@ def main(argv=None):
     parser.add_argument('--real-halves', action='store_true',
                         help="also score the training split's two halves against each other")
     args = parser.parse_args(argv)
+    options = check_tabgraa_options(args.options) if args.options else None
     for name in args.datasets:
         train, _, metadata, info = load_table(args.root, name)
         for seed in args.seeds:
@@ -73,10 +72,8 @@ def main(argv=None):
                 half = len(train) // 2
                 rows['real halves'] = (train.iloc[order[:half]].reset_index(drop=True),
                                        train.iloc[order[half:2 * half]].reset_index(drop=True))
-            spec = synthesizer_spec(args.harness)
-            spec.update(target=info.get('target'), task=info.get('task'))
-            options = {**tabgraa_kwargs(spec), **json.loads(args.options or '{}')}
-            synthesizer, fit_seconds = harness_fit(metadata, train, seed, options)
+            synthesizer, fit_seconds = harness_fit(metadata, train, seed,
+                                                   harness_kwargs(args.harness, info, options))
             synthetic = synthesizer.sample(len(train))
             WORK.mkdir(parents=True, exist_ok=True)
             tag = ''.join(c for c in (args.options or '') if c.isalnum() or c == '_')

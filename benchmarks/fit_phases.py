@@ -25,7 +25,8 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from sdgym_benchmark import seed_everything  # noqa: E402
+from sdgym_benchmark import (seed_everything, synthesizer_spec,  # noqa: E402
+                             tabgraa_kwargs)
 
 HARNESS = {'rounds': 3, 'anneal_epochs': 3, 'resampling_factor': 4}
 
@@ -51,6 +52,15 @@ def time_phases():
     alignment.align_after_sft = timed(times, 'align', alignment.align_after_sft)
     model.TabularLM.fit_resampler = timed(times, 'resampler', model.TabularLM.fit_resampler)
     return times
+
+
+def harness_kwargs(name, info, options=None):
+    """The ``TabGRAASynthesizer`` arguments of the harness cell ``name`` (``TabGRAA`` or
+    ``TabGRAA-SFT``) on a table whose ``dataset.json`` is ``info``, with ``options`` (as
+    ``--tabgraa-options``, already checked) applied the way the harness applies them."""
+    spec = synthesizer_spec(name, tabgraa_options=options)
+    spec.update(target=info.get('target'), task=info.get('task'))
+    return tabgraa_kwargs(spec)
 
 
 def harness_fit(metadata, train, seed, options, trace=False):

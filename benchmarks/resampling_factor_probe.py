@@ -24,9 +24,8 @@ from pathlib import Path
 from alignment import (CODE_REVISION, add_resampling, load_table, probe_parser, record_row,
                        sft_synthesizer)
 from capacity_probe import METRICS
-from fit_phases import harness_fit
-from sdgym_benchmark import (TABGRAA_CODE_REVISION, machine_description, synthesizer_spec,
-                             tabgraa_kwargs)
+from fit_phases import harness_fit, harness_kwargs
+from sdgym_benchmark import TABGRAA_CODE_REVISION, machine_description
 from tabgraa_sdv.metrics import evaluate
 
 HERE = Path(__file__).parent
@@ -43,9 +42,8 @@ def main(argv=None):
         train, test, metadata, info = load_table(args.root, name)
         for seed in args.seeds:
             if args.harness:
-                spec = synthesizer_spec(args.harness)
-                spec.update(target=info.get('target'), task=info.get('task'))
-                synthesizer, _ = harness_fit(metadata, train, seed, tabgraa_kwargs(spec))
+                synthesizer, _ = harness_fit(metadata, train, seed,
+                                             harness_kwargs(args.harness, info))
                 fitted, revision = f'harness {args.harness}', TABGRAA_CODE_REVISION
             else:
                 synthesizer, _ = sft_synthesizer(args.root, name, seed, anneal_epochs=3)
