@@ -176,15 +176,23 @@ def slot_log_probs(model, tokens, order, layout):
     # ids that do not count up by one as packed sequences and masks attention across them, so a
     # row in a permuted column order would attend only within runs of consecutive slots. The
     # sampler (KV cache, no such check) attends causally over the whole row; so must training.
-    hidden = body(model)(input_ids=inputs, position_ids=order,
-                         attention_mask=torch.ones_like(inputs), use_cache=False).last_hidden_state
+    embedding = _unwrap(model).get_input_embeddings()
+    if isinstance(embedding, RankEmbedding):
+        # Tied input and output: compute the effective weights once a call, not once a side.
+        weight = embedding.effective_weight()
+        feed = {'inputs_embeds': F.embedding(inputs, weight)}
+    else:
+        weight = output_weight(model)
+        feed = {'input_ids': inputs}
+    hidden = body(model)(**feed, position_ids=order, attention_mask=torch.ones_like(inputs),
+                         use_cache=False).last_hidden_state
     # Regroup the hidden states by the slot they predict.
     position_of_slot = order.argsort(dim=1)
     hidden = hidden.gather(1, position_of_slot[..., None].expand(-1, -1, hidden.shape[-1]))
     # unbind and split, not indexing per slot: their backward builds one gradient tensor, where
     # each index's backward would zero-fill a whole one and add it to the others.
     slot_hidden = hidden.unbind(1)
-    weights = layout.slot_weights(output_weight(model))
+    weights = layout.slot_weights(weight)
     local = tokens - layout.start_t[None, :]
     out = []
     for s in range(n_slots):
