@@ -15,9 +15,18 @@ many rows as the training split and runs the same detector against the training 
 The training split is used, not the test split, because it is ten times larger: a detector on
 17,118 rows a side separates what one on magic's 1,902 test rows only hints at. With
 ``--real-halves`` the same runs also score the training split's two random halves against
-each other, the floor a detector reaches on rows of one distribution. One row per table,
-seed, model and column set goes to ``benchmarks/results/detection_probe.csv``; the sample is
-kept in ``benchmarks/work/`` for a closer look.
+each other, the floor a detector reaches on rows of one distribution.
+
+A model that copied its training rows would score well against them and badly against new rows
+of the same distribution. ``--holdout`` checks that: the model is fitted on one random half of
+the training split only (the halves of ``--real-halves``), and its sample, as many rows as a
+half, is scored against the held-out half (``against='held-out half'``) and against the half it
+was fitted on (``'fitted half'``). Without it, ``against`` is ``'training rows'`` (``'the other
+half'`` for the real halves).
+
+One row per table, seed, model, ``against`` and column set goes to
+``benchmarks/results/detection_probe.csv``; the sample is kept in ``benchmarks/work/`` for a
+closer look.
 """
 
 import time
@@ -35,20 +44,30 @@ RESULTS = HERE / 'results' / 'detection_probe.csv'
 WORK = HERE / 'work'
 
 
-def column_sets(columns):
-    """``(label, columns)`` for every column, each column alone and all but each column."""
+def column_sets(columns, without=True):
+    """``(label, columns)`` for every column, each column alone and (when ``without``) all but
+    each column."""
     yield 'all', list(columns)
     for column in columns:
         yield f'only {column}', [column]
-    for column in columns:
+    for column in columns if without else ():
         yield f'without {column}', [c for c in columns if c != column]
 
 
-def detection_by_columns(real, synthetic, seed):
+def halves(rows, seed):
+    """Two disjoint random halves of ``rows`` of equal size (one row left out when the count is
+    odd), the same for the same ``seed``: ``(first, second)``."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    half = len(rows) // 2
+    return (rows.iloc[order[:half]].reset_index(drop=True),
+            rows.iloc[order[half:2 * half]].reset_index(drop=True))
+
+
+def detection_by_columns(real, synthetic, seed, without=True):
     """``{label: detection AUC}`` for each of :func:`column_sets` (the encoder is fit on the
     real rows of that set, as ``evaluate`` fits it on the training rows)."""
     scores = {}
-    for label, columns in column_sets(real.columns):
+    for label, columns in column_sets(real.columns, without):
         encoder = TableEncoder().fit(real[columns])
         scores[label] = tree_detection_auc(encoder, real[columns], synthetic[columns], seed=seed)
     return scores
@@ -61,33 +80,41 @@ def main(argv=None):
                         help='overrides of the harness settings (as --tabgraa-options)')
     parser.add_argument('--real-halves', action='store_true',
                         help="also score the training split's two halves against each other")
+    parser.add_argument('--holdout', action='store_true',
+                        help='fit on one half of the training split; score the sample against '
+                             'the held-out half and the fitted half')
     args = parser.parse_args(argv)
     options = check_tabgraa_options(args.options) if args.options else None
     for name in args.datasets:
         train, _, metadata, info = load_table(args.root, name)
         for seed in args.seeds:
-            rows = {}
+            fitted, held_out = halves(train, seed)
+            runs = []  # (model, against, real rows, other rows)
             if args.real_halves:
-                order = np.random.default_rng(seed).permutation(len(train))
-                half = len(train) // 2
-                rows['real halves'] = (train.iloc[order[:half]].reset_index(drop=True),
-                                       train.iloc[order[half:2 * half]].reset_index(drop=True))
-            synthesizer, fit_seconds = harness_fit(metadata, train, seed,
+                runs.append(('real halves', 'the other half', fitted, held_out))
+            fit_rows = fitted if args.holdout else train
+            synthesizer, fit_seconds = harness_fit(metadata, fit_rows, seed,
                                                    harness_kwargs(args.harness, info, options))
-            synthetic = synthesizer.sample(len(train))
+            synthetic = synthesizer.sample(len(fit_rows))
             WORK.mkdir(parents=True, exist_ok=True)
             tag = ''.join(c for c in (args.options or '') if c.isalnum() or c == '_')
+            tag += '_holdout' if args.holdout else ''
             synthetic.to_csv(WORK / f'detection_probe_{name}_seed{seed}_{args.harness}{tag}.csv',
                              index=False)
             model = f'harness {args.harness}' + (f' {args.options}' if args.options else '')
-            rows[model] = (train, synthetic)
-            for model, (real, other) in rows.items():
+            if args.holdout:
+                runs += [(model, 'held-out half', held_out, synthetic),
+                         (model, 'fitted half', fitted, synthetic)]
+            else:
+                runs.append((model, 'training rows', train, synthetic))
+            for model, against, real, other in runs:
                 start = time.perf_counter()
                 scores = detection_by_columns(real, other, seed)
                 seconds = time.perf_counter() - start
                 for label, auc in scores.items():
                     record_row(args.results, {
-                        'dataset': name, 'seed': seed, 'model': model, 'columns': label,
+                        'dataset': name, 'seed': seed, 'model': model, 'against': against,
+                        'fit_rows': len(fit_rows), 'columns': label,
                         'tree_detection_auc': auc, 'rows_a_side': min(len(real), len(other)),
                         'code_revision': TABGRAA_CODE_REVISION,
                         'fit_seconds': fit_seconds if model.startswith('harness') else None,

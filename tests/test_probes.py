@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +81,18 @@ def test_detection_by_columns_finds_a_broken_dependence_no_single_column_shows()
     assert all(abs(scores[f'only {c}'] - 0.5) < 0.05 for c in 'xyz')
     assert abs(scores['without x'] - 0.5) < 0.05 and abs(scores['without y'] - 0.5) < 0.05
     assert scores['without z'] > 0.9
+
+
+def test_holdout_halves_are_disjoint_equal_and_fixed_by_the_seed():
+    rows = pd.DataFrame({'id': np.arange(101), 'x': np.arange(101) * 2.0})
+    first, second = detection_probe.halves(rows, seed=3)
+    assert len(first) == len(second) == 50
+    assert not set(first['id']) & set(second['id'])
+    pd.testing.assert_frame_equal(first, rows.set_index('id').loc[first['id']].reset_index())
+    again, _ = detection_probe.halves(rows, seed=3)
+    pd.testing.assert_frame_equal(first, again)
+    other, _ = detection_probe.halves(rows, seed=4)
+    assert set(other['id']) != set(first['id'])
 
 
 def test_reliability_of_identical_and_independent_rewards():
