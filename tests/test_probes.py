@@ -1,7 +1,8 @@
 """Helpers of benchmark probes whose numbers docs/ quotes: the label draws of
 benchmarks/label_draw_probe.py, the reliability measure of benchmarks/reward_noise_probe.py and
 the quality parts of benchmarks/quality_noise_probe.py, the quality over several draws of
-benchmarks/alignment.py and the column sets of benchmarks/detection_probe.py."""
+benchmarks/alignment.py, the column sets and halves of benchmarks/detection_probe.py and the
+offset redraws of benchmarks/offset_smoothing_probe.py."""
 
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ sys.path.insert(0, str(REPO / 'benchmarks'))
 import alignment as alignment_benchmark  # noqa: E402
 import detection_probe  # noqa: E402
 import label_draw_probe  # noqa: E402
+import offset_smoothing_probe  # noqa: E402
 import quality_noise_probe  # noqa: E402
 import reward_noise_probe  # noqa: E402
 
@@ -93,6 +95,31 @@ def test_holdout_halves_are_disjoint_equal_and_fixed_by_the_seed():
     pd.testing.assert_frame_equal(first, again)
     other, _ = detection_probe.halves(rows, seed=4)
     assert set(other['id']) != set(first['id'])
+
+
+def test_offset_redraws_keep_bins_or_top_digits_and_touch_nothing_else():
+    from tabgraa_sdv.codec import ColumnarCodec
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame({'x': np.round(rng.lognormal(size=3000), 4),
+                         'c': rng.choice(['a', 'b'], size=3000)})
+    codec = ColumnarCodec(max_base=16).fit(data)
+    column = codec.columns[codec.column_names.index('x')]
+    assert column.n_offset >= 2  # a top digit and finer ones to redraw
+    sample = data.sample(1000, random_state=1).reset_index(drop=True)
+    before = column.encode(sample['x'])
+    redraw = offset_smoothing_probe.redraw_offsets
+    assert redraw(codec, sample, 'as sampled', rng) is sample
+    for variant, kept in (('uniform in bin', 1), ('top digit kept', 2)):
+        out = redraw(codec, sample, variant, np.random.default_rng(2))
+        after = column.encode(out['x'])  # raises if a value left the codec's grid
+        np.testing.assert_array_equal(after[:, :kept], before[:, :kept])
+        assert (after[:, kept:] != before[:, kept:]).any()
+        pd.testing.assert_series_equal(out['c'], sample['c'])
+    moved = column.encode(redraw(codec, sample, 'neighbour bin', np.random.default_rng(3))['x'])
+    step = moved[:, 0] - before[:, 0]
+    assert set(np.unique(step)) <= {-1, 0, 1} and 0.35 < (step != 0).mean() < 0.65
+    with pytest.raises(ValueError, match='Unknown variant'):
+        redraw(codec, sample, 'blurred', rng)
 
 
 def test_reliability_of_identical_and_independent_rewards():
