@@ -25,8 +25,10 @@ was fitted on (``'fitted half'``). Without it, ``against`` is ``'training rows'`
 half'`` for the real halves).
 
 One row per table, seed, model, ``against`` and column set goes to
-``benchmarks/results/detection_probe.csv``; the sample is kept in ``benchmarks/work/`` for a
-closer look.
+``benchmarks/results/detection_probe.csv``, with the alignment round the model kept
+(``kept_round``; 0 is the SFT model); the rounds' history goes to
+``benchmarks/results/detection_probe_history.csv``. The sample is kept in ``benchmarks/work/``
+for a closer look.
 """
 
 import time
@@ -34,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from alignment import load_table, probe_parser, record_row
+from alignment import append_rows, load_table, probe_parser, record_row
 from fit_phases import harness_fit, harness_kwargs
-from sdgym_benchmark import TABGRAA_CODE_REVISION, check_tabgraa_options, machine_description
+from sdgym_benchmark import (TABGRAA_CODE_REVISION, check_tabgraa_options, kept_round_of,
+                             machine_description)
 from tabgraa_sdv.metrics import TableEncoder, tree_detection_auc
 
 HERE = Path(__file__).parent
@@ -102,6 +105,12 @@ def main(argv=None):
             synthetic.to_csv(WORK / f'detection_probe_{name}_seed{seed}_{args.harness}{tag}.csv',
                              index=False)
             model = f'harness {args.harness}' + (f' {args.options}' if args.options else '')
+            history = synthesizer.get_alignment_history()
+            kept = kept_round_of(history) if len(history) else None
+            if len(history):
+                append_rows(args.results.with_name(f'{args.results.stem}_history.csv'), [
+                    {'dataset': name, 'seed': seed, 'model': model, 'fit_rows': len(fit_rows),
+                     **row} for row in history.to_dict('records')])
             if args.holdout:
                 runs += [(model, 'held-out half', held_out, synthetic),
                          (model, 'fitted half', fitted, synthetic)]
@@ -118,6 +127,7 @@ def main(argv=None):
                         'tree_detection_auc': auc, 'rows_a_side': min(len(real), len(other)),
                         'code_revision': TABGRAA_CODE_REVISION,
                         'fit_seconds': fit_seconds if model.startswith('harness') else None,
+                        'kept_round': kept if model.startswith('harness') else None,
                         'probe_seconds': seconds, 'machine': machine_description()})
 
 
