@@ -57,6 +57,13 @@ def column_sets(columns, without=True):
         yield f'without {column}', [c for c in columns if c != column]
 
 
+def sample_path(name, seed, harness, options=None, holdout=False):
+    """Where the probe keeps the sample of one table, seed, harness cell and ``--options``."""
+    tag = ''.join(c for c in (options or '') if c.isalnum() or c == '_')
+    tag += '_holdout' if holdout else ''
+    return WORK / f'detection_probe_{name}_seed{seed}_{harness}{tag}.csv'
+
+
 def halves(rows, seed):
     """Two disjoint random halves of ``rows`` of equal size (one row left out when the count is
     odd), the same for the same ``seed``: ``(first, second)``."""
@@ -100,9 +107,7 @@ def main(argv=None):
                                                    harness_kwargs(args.harness, info, options))
             synthetic = synthesizer.sample(len(fit_rows))
             WORK.mkdir(parents=True, exist_ok=True)
-            tag = ''.join(c for c in (args.options or '') if c.isalnum() or c == '_')
-            tag += '_holdout' if args.holdout else ''
-            synthetic.to_csv(WORK / f'detection_probe_{name}_seed{seed}_{args.harness}{tag}.csv',
+            synthetic.to_csv(sample_path(name, seed, args.harness, args.options, args.holdout),
                              index=False)
             model = f'harness {args.harness}' + (f' {args.options}' if args.options else '')
             history = synthesizer.get_alignment_history()

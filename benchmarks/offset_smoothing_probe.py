@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from alignment import load_table, probe_parser, record_row
-from detection_probe import WORK, detection_by_columns, halves
+from detection_probe import detection_by_columns, halves, sample_path
 from sdgym_benchmark import machine_description
 from tabgraa_sdv.codec import ColumnarCodec, NumericColumn
 
@@ -76,12 +76,11 @@ def main(argv=None):
                         help="the --options of the detection_probe.py run whose sample to read")
     parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args(argv)
-    tag = ''.join(c for c in (args.options or '') if c.isalnum() or c == '_') + '_holdout'
     for name in args.datasets:
         train, _, _, _ = load_table(args.root, name)
         for seed in args.seeds:
             fitted, held_out = halves(train, seed)
-            path = WORK / f'detection_probe_{name}_seed{seed}_{args.harness}{tag}.csv'
+            path = sample_path(name, seed, args.harness, args.options, holdout=True)
             if not path.exists():
                 raise SystemExit(f'{path} is missing: run detection_probe.py {name} --seeds '
                                  f'{seed} --harness {args.harness} --holdout first.')

@@ -46,7 +46,8 @@ def timed(fn, repeat, warmup):
 
 
 def measure(table, model_config=None, profile=False):
-    from tabgraa_sdv.backbone import install_rank_embedding, slot_log_probs
+    from tabgraa_sdv.backbone import (fold_rank_embedding, install_rank_embedding,
+                                      slot_log_probs)
     from tabgraa_sdv.model import TabularLM
     from tabgraa_sdv.sft import slot_orders
 
@@ -78,7 +79,6 @@ def measure(table, model_config=None, profile=False):
                 sft_step()
         print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=20))
     if lm.rank_embedding:
-        from tabgraa_sdv.backbone import fold_rank_embedding
         fold_rank_embedding(model)  # sampling runs the plain GPT-2, as after fit
     model.eval()
     lm.set_random_state(0)
