@@ -331,8 +331,10 @@ def load_prepared(folder):
 # target (pm2.5, written as a bin and offset digits) revision 6's weight lost tree detection
 # on all three seeds (docs/benchmarks.md); a classification table fits what revision 6 did.
 # 8: the compact backbone's default dropout from 0.1 to 0 (tabgraa_sdv.backbone.compact_config;
-# docs/backbone-compact.md, "Dropout").
-TABGRAA_CODE_REVISION = 8
+# docs/backbone-compact.md, "Dropout"). 9: the resampler's classifier grows trees of up to 127
+# leaves, not 31 (tabgraa_sdv.resampling.RESAMPLER_CLASSIFIER): it changes what the harness's
+# resampling_factor=4 samples, not what it fits.
+TABGRAA_CODE_REVISION = 9
 # SFT-only probes (benchmarks/capacity_probe.py, column_weights 4) raised TSTR on all six
 # magic and shoppers cells, by 0.004-0.045, with quality and tree detection about level
 # (docs/backbone-compact.md, "Weighting the target"); 16 on magic gained no more TSTR and

@@ -23,6 +23,11 @@ MIN_RESAMPLING_ROWS = 20
 # Real rows (and as many model rows) the classifier learns from: enough for a stable ratio,
 # bounded so fitting it stays a few seconds on large tables.
 RESAMPLER_ROWS = 50_000
+# The classifier's trees have up to 127 leaves, where the reward classifier's have 31 (the
+# gradient-boosting default): scored against rows no part of the fit saw, the larger trees
+# gave a less detectable resampled sample on magic, shoppers and default
+# (benchmarks/resampler_holdout_probe.py; docs/alignment.md, "The resampler's classifier").
+RESAMPLER_CLASSIFIER = {'max_leaf_nodes': 127}
 
 
 class RatioResampler:
@@ -43,7 +48,7 @@ class RatioResampler:
         """Learn ``P(real | x)`` from real token rows and the fitted model's token rows."""
         self.classifier = R.two_sample_classifier(
             self.features.transform(real_tokens), self.features.transform(model_tokens),
-            self.features.classifier_categorical, self.seed)
+            self.features.classifier_categorical, self.seed, **RESAMPLER_CLASSIFIER)
         return self
 
     def log_ratio(self, tokens):

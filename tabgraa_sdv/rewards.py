@@ -85,8 +85,9 @@ class TokenFeatures:
         return np.concatenate(parts, axis=1)
 
 
-def two_sample_classifier(real_X, synthetic_X, categorical, seed=0):
-    """P(real | x) model on balanced classes (real rows subsampled to the pool's size)."""
+def two_sample_classifier(real_X, synthetic_X, categorical, seed=0, **params):
+    """P(real | x) model on balanced classes (real rows subsampled to the pool's size).
+    ``params`` override the gradient-boosting settings below (probes compare them)."""
     rng = np.random.default_rng(seed)
     n = min(len(real_X), len(synthetic_X))
     real_X = real_X[rng.choice(len(real_X), n, replace=False)]
@@ -96,11 +97,10 @@ def two_sample_classifier(real_X, synthetic_X, categorical, seed=0):
     # it carries no signal, so it becomes a constant. Prediction treats its NaN as missing.
     X[:, np.isnan(X).all(axis=0)] = 0.0
     y = np.concatenate([np.ones(n), np.zeros(n)])
-    classifier = HistGradientBoostingClassifier(
-        categorical_features=categorical if categorical.any() else None,
-        max_iter=200, learning_rate=0.1, early_stopping=True, validation_fraction=0.1,
-        random_state=seed,
-    )
+    classifier = HistGradientBoostingClassifier(**{
+        'categorical_features': categorical if categorical.any() else None,
+        'max_iter': 200, 'learning_rate': 0.1, 'early_stopping': True,
+        'validation_fraction': 0.1, 'random_state': seed, **params})
     return classifier.fit(X, y)
 
 

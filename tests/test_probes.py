@@ -1,8 +1,9 @@
 """Helpers of benchmark probes whose numbers docs/ quotes: the label draws of
 benchmarks/label_draw_probe.py, the reliability measure of benchmarks/reward_noise_probe.py and
 the quality parts of benchmarks/quality_noise_probe.py, the quality over several draws of
-benchmarks/alignment.py, the column sets and halves of benchmarks/detection_probe.py and the
-offset redraws of benchmarks/offset_smoothing_probe.py."""
+benchmarks/alignment.py, the column sets and halves of benchmarks/detection_probe.py, the
+offset redraws of benchmarks/offset_smoothing_probe.py and the round copies of
+benchmarks/round_holdout_probe.py."""
 
 import sys
 from pathlib import Path
@@ -186,3 +187,98 @@ def test_quality_over_draws_scores_the_first_sample_and_the_extra_ones():
         values = [score[name] for score in scores]
         assert out[f'{name}_draws'] == pytest.approx(np.mean(values), abs=1e-5)
         assert out[f'{name}_draws_sd'] == pytest.approx(np.std(values, ddof=1), abs=1e-5)
+
+
+def test_every_rounds_policy_is_kept_and_the_kept_one_samples_as_the_fit_does(
+        mixed_frame, mixed_metadata):
+    """benchmarks/round_holdout_probe.py scores each round as if ``fit`` had kept it; that is
+    only true if re-installing the kept round's copy gives the fitted synthesizer's sample."""
+    import warnings
+
+    import round_holdout_probe
+    from conftest import tiny_kwargs
+
+    from tabgraa_sdv import TabGRAASynthesizer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(
+            rounds=2, pool_size=128, group_size=16, patience=5, resampling_factor=2,
+            label_columns=['member'], alignment_learning_rate=1e-2))
+        with round_holdout_probe.policy_every_round() as rounds:
+            synthesizer.fit(mixed_frame)
+        synthesizer.reset_sampling()
+        fitted_sample = synthesizer.sample(200)
+        history = synthesizer.get_alignment_history()
+        assert sorted(rounds) == history['round'].tolist() == [0, 1, 2]
+        assert all(len(pool) == 128 for _, pool in rounds.values())
+        real_tokens = synthesizer._model.codec.encode(
+            synthesizer._data_processor.transform(mixed_frame))
+        samples = {}
+        for round_, (policy, _) in rounds.items():
+            round_holdout_probe.use_round(synthesizer, policy, real_tokens)
+            samples[round_] = synthesizer.sample(200)
+        kept = int(history.loc[history['kept'], 'round'].iloc[0])
+        pd.testing.assert_frame_equal(samples[kept], fitted_sample)
+        assert not samples[0].equals(samples[2])  # the copies are of different weights
+
+        # The rule's output sample: label model and resampler fitted on the given rows only,
+        # and the synthesizer's own put back afterwards.
+        lm = synthesizer._model
+        own = (lm.label_model, lm.resampler)
+        seen = []
+        fit_resampler = lm.fit_resampler
+        lm.fit_resampler = lambda tokens: (seen.append(len(tokens)), fit_resampler(tokens))
+        try:
+            train_index = np.arange(0, len(real_tokens), 2)
+            output = round_holdout_probe.output_for_rule(synthesizer, real_tokens, train_index,
+                                                         64)
+        finally:
+            del lm.fit_resampler
+        assert seen == [len(train_index)]
+        assert output.shape == (64, real_tokens.shape[1])
+        assert (lm.label_model, lm.resampler) == own
+        pd.testing.assert_frame_equal(synthesizer.sample(200), samples[2])
+    # the patch is undone on leaving the context
+    from tabgraa_sdv.alignment import Aligner
+    assert 'keeping' not in Aligner._evaluate.__qualname__
+
+
+def test_resampler_variants_parse_apply_and_leave_the_synthesizer_as_it_was(
+        mixed_frame, mixed_metadata):
+    import warnings
+
+    import resampler_holdout_probe as probe
+    from conftest import tiny_kwargs
+
+    from tabgraa_sdv import TabGRAASynthesizer, rewards
+
+    assert probe.parse_variant('min_samples_leaf=100,l2_regularization=1.5') == {
+        'min_samples_leaf': 100, 'l2_regularization': 1.5}
+    with pytest.raises(ValueError, match='key=value'):
+        probe.parse_variant('min_samples_leaf')
+    real, model = np.random.default_rng(0).normal(size=(2, 200, 2))
+    with probe.classifier_settings({'min_samples_leaf': 50}):
+        assert rewards.two_sample_classifier(real, model, np.array([False, False])) \
+            .min_samples_leaf == 50
+    assert rewards.two_sample_classifier(real, model, np.array([False, False])) \
+        .min_samples_leaf == 20
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        synthesizer = TabGRAASynthesizer(mixed_metadata, **tiny_kwargs(
+            resampling_factor=2, label_columns=['member']))
+        synthesizer.fit(mixed_frame)
+        lm = synthesizer._model
+        own = (lm.label_model, lm.resampler)
+        real_tokens = lm.codec.encode(synthesizer._data_processor.transform(mixed_frame))
+        synthesizer.reset_sampling()
+        as_fitted = synthesizer.sample(150)
+        samples = {v: probe.sample_variant(synthesizer, v, real_tokens, 150) for v in
+                   ('raw', 'labels', 'harness', 'min_samples_leaf=20', 'min_samples_leaf=80')}
+        assert (lm.label_model, lm.resampler) == own
+    pd.testing.assert_frame_equal(samples['harness'], as_fitted)
+    # the default classifier trained again on the same rows is the harness's resampler
+    pd.testing.assert_frame_equal(samples['min_samples_leaf=20'], as_fitted)
+    for variant in ('raw', 'labels', 'min_samples_leaf=80'):
+        assert not samples[variant].equals(as_fitted), variant

@@ -176,6 +176,17 @@ def test_two_sample_classifier_balances_the_classes():
     assert abs(classifier.predict_proba(rng.normal(0, 1, (2000, 1)))[:, 1].mean() - 0.5) < 0.1
 
 
+def test_two_sample_classifier_settings_can_be_overridden_and_default_otherwise():
+    rng = np.random.default_rng(3)
+    real, synthetic = rng.normal(0, 1, (300, 2)), rng.normal(1, 1, (300, 2))
+    default = R.two_sample_classifier(real, synthetic, np.array([False, False]), seed=4)
+    regularised = R.two_sample_classifier(real, synthetic, np.array([False, False]), seed=4,
+                                          min_samples_leaf=100, max_iter=5)
+    assert (default.min_samples_leaf, default.max_iter, default.random_state) == (20, 200, 4)
+    assert (regularised.min_samples_leaf, regularised.max_iter) == (100, 5)
+    assert regularised.random_state == 4 and regularised.n_iter_ <= 5
+
+
 # ----------------------------------------------------------------- user reward's output
 def test_validate_reward_values_accepts_lists_and_arrays():
     out = R.validate_reward_values([1, 2.5, -3], 3)

@@ -266,11 +266,12 @@ def test_revision_5_weighs_the_cells_target_column_and_earlier_revisions_did_not
 def test_revisions_from_7_weigh_and_label_a_classification_target_only():
     current = bench.synthesizer_spec('TabGRAA-SFT')
     revision = bench.TABGRAA_CODE_REVISION
-    assert revision == 8 and current['kwargs']['label_target'] is True
+    assert revision == 9 and current['kwargs']['label_target'] is True
     assert 'label_target=true' in current['settings']
     assert current['settings'].endswith(f'code revision {revision}')
-    # revisions 6 and 7 (dropout 0.1 by default) differ only in their number: rows stay apart
-    for earlier in (6, 7):
+    # revisions 6 and 7 (dropout 0.1 by default) and 8 (the resampler's smaller trees) differ
+    # only in their number: rows stay apart
+    for earlier in (6, 7, 8):
         assert current['settings'].replace(f'revision {revision}', f'revision {earlier}') == \
             bench.synthesizer_spec('TabGRAA-SFT', code_revision=earlier)['settings']
     kwargs = bench.tabgraa_kwargs(dict(current, target='income', task='classification'))
