@@ -1,12 +1,13 @@
 """Density-ratio resampling: draw ``factor`` candidate rows per row asked for, keep one.
 
 After fitting, a classifier learns to tell the real rows from the fitted model's own samples
-(the same two-sample classifier as the ``logodds`` reward). Its odds ``P(real|x) / P(model|x)``
-estimate the density ratio ``p_data(x) / p_model(x)`` (balanced classes). Sampling then draws
-``factor`` candidates for every row and keeps one of them with probability proportional to that
-ratio: sampling-importance-resampling, which moves the output from ``p_model`` towards
-``p_data`` as ``factor`` grows (discriminator rejection sampling, Azadi et al. 2019, without the
-rejection loop: every output row costs exactly ``factor`` drawn rows).
+(the ``logodds`` reward's two-sample classifier, with larger trees). Its odds
+``P(real|x) / P(model|x)`` estimate the density ratio ``p_data(x) / p_model(x)`` (balanced
+classes). Sampling then draws ``factor`` candidates for every row and keeps one of them with
+probability proportional to that ratio: sampling-importance-resampling, which moves the
+output from ``p_model`` towards ``p_data`` as ``factor`` grows (discriminator rejection
+sampling, Azadi et al. 2019, without the rejection loop: every output row costs exactly
+``factor`` drawn rows).
 
 Candidates for one output row share its conditions (the prefix tokens are repeated), so the
 ratio between them is the conditional one and conditional sampling stays exact. The classifier
