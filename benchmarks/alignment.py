@@ -196,6 +196,15 @@ def probe_parser(doc, results, seeds=(0,)):
     return parser
 
 
+def finished_keys(path, columns, code_revision):
+    """The ``columns`` value tuples of ``path``'s rows of ``code_revision`` (none without the
+    file): the cells a resumable probe skips. Rows of another revision sampled differently."""
+    if not Path(path).exists():
+        return set()
+    rows = pd.read_csv(path)
+    return set(map(tuple, rows.loc[rows['code_revision'] == code_revision, columns].values))
+
+
 def record_row(path, row):
     """A probe's finished row: appended to its results file at once, and printed."""
     append_rows(path, [row])

@@ -13,14 +13,15 @@ tree detector (all columns) scores each sample against the held-out half, which 
 
 - ``raw``: the language model alone (no label redraw, no resampling);
 - ``labels``: with the label model, no resampling;
-- ``harness``: both, as the harness samples (the resampler ``fit`` trained);
+- ``harness``: both, as the harness samples (the resampler ``fit`` trained, whose classifier
+  is the code revision's: 31 leaves up to revision 8, 127 from revision 9);
 - ``min_samples_leaf=N`` and other ``key=value`` variants (``--variants``): the harness's
   resampler trained again on the same rows with that setting of its gradient-boosting
   classifier (``tabgraa_sdv.rewards.two_sample_classifier``), a more regularised one
   for larger leaves.
 
 One row per table, seed and variant goes to ``benchmarks/results/resampler_holdout_probe.csv``;
-a (table, seed, variant) already there is skipped.
+a (table, seed, variant) already there for the current code revision is skipped.
 """
 
 import contextlib
@@ -28,9 +29,7 @@ import json
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from alignment import load_table, probe_parser, record_row
+from alignment import finished_keys, load_table, probe_parser, record_row
 from detection_probe import halves
 from fit_phases import harness_fit, harness_kwargs
 from sdgym_benchmark import TABGRAA_CODE_REVISION, machine_description
@@ -98,8 +97,7 @@ def main(argv=None):
     for variant in args.variants:
         if variant not in BUILT_IN:
             parse_variant(variant)  # a typo fails before the first fit, not after it
-    done = (set(map(tuple, pd.read_csv(args.results)[['dataset', 'seed', 'variant']].values))
-            if args.results.exists() else set())
+    done = finished_keys(args.results, ['dataset', 'seed', 'variant'], TABGRAA_CODE_REVISION)
     for name in args.datasets:
         train, _, metadata, info = load_table(args.root, name)
         for seed in args.seeds:

@@ -31,7 +31,7 @@ That is what a rule that judged the output would see. ``selection_auc_recomputed
 detector on the pool again, a check that it is the rule's (it must equal ``selection_auc``).
 ``tests/test_probes.py`` checks that the kept round's copy samples exactly what the fitted
 synthesizer samples. One row per round goes to ``benchmarks/results/round_holdout_probe.csv``;
-a (table, seed) already there is skipped.
+a (table, seed) already there for the current code revision is skipped.
 """
 
 import contextlib
@@ -39,12 +39,10 @@ import copy
 import time
 from pathlib import Path
 
-import pandas as pd
-
-from alignment import load_table, probe_parser, record_row
+from alignment import finished_keys, load_table, probe_parser, record_row
 from detection_probe import halves
 from fit_phases import harness_fit, harness_kwargs
-from sdgym_benchmark import (TABGRAA_CODE_REVISION, check_tabgraa_options, machine_description)
+from sdgym_benchmark import TABGRAA_CODE_REVISION, check_tabgraa_options, machine_description
 from tabgraa_sdv.alignment import Aligner, Scorer
 from tabgraa_sdv.metrics import TableEncoder, tree_detection_auc
 from tabgraa_sdv.sft import split_rows
@@ -103,8 +101,7 @@ def main(argv=None):
                         help='overrides of the harness settings (as --tabgraa-options)')
     args = parser.parse_args(argv)
     options = check_tabgraa_options(args.options) if args.options else None
-    done = (set(map(tuple, pd.read_csv(args.results)[['dataset', 'seed']].values))
-            if args.results.exists() else set())
+    done = finished_keys(args.results, ['dataset', 'seed'], TABGRAA_CODE_REVISION)
     for name in args.datasets:
         train, _, metadata, info = load_table(args.root, name)
         for seed in args.seeds:

@@ -282,3 +282,13 @@ def test_resampler_variants_parse_apply_and_leave_the_synthesizer_as_it_was(
     pd.testing.assert_frame_equal(samples['min_samples_leaf=20'], as_fitted)
     for variant in ('raw', 'labels', 'min_samples_leaf=80'):
         assert not samples[variant].equals(as_fitted), variant
+
+
+def test_finished_keys_are_the_current_revisions_cells(tmp_path):
+    path = tmp_path / 'probe.csv'
+    assert alignment_benchmark.finished_keys(path, ['dataset', 'seed'], 9) == set()
+    pd.DataFrame({'dataset': ['magic', 'magic', 'adult'], 'seed': [0, 1, 0],
+                  'code_revision': [8, 9, 9]}).to_csv(path, index=False)
+    assert alignment_benchmark.finished_keys(path, ['dataset', 'seed'], 9) == {
+        ('magic', 1), ('adult', 0)}
+    assert alignment_benchmark.finished_keys(path, ['dataset', 'seed'], 8) == {('magic', 0)}
