@@ -110,9 +110,9 @@ def main(argv=None):
             synthetic.to_csv(sample_path(name, seed, args.harness, args.options, args.holdout),
                              index=False)
             model = f'harness {args.harness}' + (f' {args.options}' if args.options else '')
-            history = synthesizer.get_alignment_history()
-            kept = kept_round_of(history) if len(history) else None
+            history, kept = synthesizer.get_alignment_history(), None
             if len(history):
+                kept = kept_round_of(history)
                 append_rows(args.results.with_name(f'{args.results.stem}_history.csv'), [
                     {'dataset': name, 'seed': seed, 'model': model, 'fit_rows': len(fit_rows),
                      **row} for row in history.to_dict('records')])

@@ -68,12 +68,23 @@ def classifier_settings(params):
         rewards.two_sample_classifier = original
 
 
-def sample_variant(synthesizer, variant, real_tokens, num_rows):
-    """``num_rows`` rows of ``synthesizer`` sampled as ``variant`` says; its own label model
-    and resampler are put back afterwards."""
+@contextlib.contextmanager
+def steps_put_back(synthesizer):
+    """While open, the label model and resampler of ``synthesizer``'s model (yielded) may be
+    replaced; on leaving, its own are put back and its sampling is reset."""
     lm = synthesizer._model
     label_model, resampler = lm.label_model, lm.resampler
     try:
+        yield lm
+    finally:
+        lm.label_model, lm.resampler = label_model, resampler
+        synthesizer.reset_sampling()
+
+
+def sample_variant(synthesizer, variant, real_tokens, num_rows):
+    """``num_rows`` rows of ``synthesizer`` sampled as ``variant`` says; its own label model
+    and resampler are put back afterwards."""
+    with steps_put_back(synthesizer) as lm:
         if variant in ('raw', 'labels'):
             lm.resampler = None
             if variant == 'raw':
@@ -83,9 +94,6 @@ def sample_variant(synthesizer, variant, real_tokens, num_rows):
                 lm.fit_resampler(real_tokens)
         synthesizer.reset_sampling()
         return synthesizer.sample(num_rows)
-    finally:
-        lm.label_model, lm.resampler = label_model, resampler
-        synthesizer.reset_sampling()
 
 
 def main(argv=None):

@@ -42,6 +42,7 @@ from pathlib import Path
 from alignment import finished_keys, load_table, probe_parser, record_row
 from detection_probe import halves
 from fit_phases import harness_fit, harness_kwargs
+from resampler_holdout_probe import steps_put_back
 from sdgym_benchmark import TABGRAA_CODE_REVISION, check_tabgraa_options, machine_description
 from tabgraa_sdv.alignment import Aligner, Scorer
 from tabgraa_sdv.metrics import TableEncoder, tree_detection_auc
@@ -81,18 +82,13 @@ def output_for_rule(synthesizer, real_tokens, train_index, num_rows):
     """``num_rows`` rows as ``synthesizer`` samples them, but with its label model and resampler
     trained on ``real_tokens[train_index]`` only (then put back), so that the validation rows
     stay unseen by everything that made the sample. Returned as token rows."""
-    lm = synthesizer._model
-    label_model, resampler = lm.label_model, lm.resampler
-    try:
-        if label_model is not None:
-            lm.label_model = copy.deepcopy(label_model).fit(real_tokens[train_index])
+    with steps_put_back(synthesizer) as lm:
+        if lm.label_model is not None:
+            lm.label_model = copy.deepcopy(lm.label_model).fit(real_tokens[train_index])
         lm.fit_resampler(real_tokens[train_index])
         synthesizer.reset_sampling()
         processor = synthesizer._data_processor
         return lm.codec.encode(processor.transform(synthesizer.sample(num_rows)))
-    finally:
-        lm.label_model, lm.resampler = label_model, resampler
-        synthesizer.reset_sampling()
 
 
 def main(argv=None):
