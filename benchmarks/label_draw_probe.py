@@ -16,6 +16,12 @@ same ``p_hat``:
 * ``argmax``: the most likely class, not a sample (it shifts the label's marginal; a ceiling,
   not an option).
 
+``calibrated`` draws independently from ``p_hat`` after temperature scaling: the logit of
+``p_hat`` divided by the temperature that minimises the log loss of the label model fitted on 80%
+of the training rows on the other 20% (``holdout_temperature``). It asks whether the mean of
+five subsample fits comes out under- or overconfident, so that the draw adds noise the data
+does not have.
+
 ``--variants`` compares label models by their boosting settings (``VARIANTS``; rows without a
 ``variant`` are the default's). Beside the TSTR of each, two scores of ``p_hat`` itself:
 ``holdout_log_loss``, of a label model fitted on 80% of the training rows on the other 20% (a
@@ -33,6 +39,8 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import expit, logit
 from sklearn.metrics import log_loss, roc_auc_score
 
 from alignment import load_table, probe_parser, record_row
@@ -50,18 +58,40 @@ RESULTS = HERE / 'results' / 'label_draw_probe.csv'
 VARIANTS = {'default': {},
             'learning rate 0.05': {'learning_rate': 0.05, 'n_iter_no_change': 40},
             'learning rate 0.03': {'learning_rate': 0.03, 'n_iter_no_change': 60}}
-DRAWS = ('independent', 'systematic', 'argmax')
+DRAWS = ('independent', 'systematic', 'argmax', 'calibrated')
 HOLDOUT = 0.2
+# The temperatures searched: sharper (below 1) or flatter (above 1) than p_hat.
+TEMPERATURES = (0.25, 4.0)
 
 
-def draws(p, rng):
-    """Class indices drawn from ``p`` ``[rows, 2]`` three ways (see the module docstring)."""
-    independent = (rng.random(len(p)) < p[:, 1]).astype(int)
+def with_temperature(p, temperature):
+    """``p`` ``[rows, 2]`` with the logit of its second class divided by ``temperature``."""
+    q = np.clip(p[:, 1], 1e-9, 1 - 1e-9)
+    q = expit(logit(q) / temperature)
+    return np.column_stack([1 - q, q])
+
+
+def fitted_temperature(p, labels, codes):
+    """``(t, log loss)``: the temperature that minimises the log loss of
+    ``with_temperature(p, t)`` on ``labels``, and that loss."""
+    result = minimize_scalar(lambda t: log_loss(labels, with_temperature(p, t), labels=codes),
+                             bounds=TEMPERATURES, method='bounded')
+    return float(result.x), float(result.fun)
+
+
+def draws(p, rng, temperature=1.0):
+    """Class indices drawn from ``p`` ``[rows, 2]`` four ways (see the module docstring);
+    ``calibrated`` uses ``temperature``."""
+    u = rng.random(len(p))
+    independent = (u < p[:, 1]).astype(int)
     order = np.argsort(p[:, 1], kind='stable')
     cumulative = np.concatenate([[0.0], np.cumsum(p[order, 1])]) + rng.random()
     systematic = np.empty(len(p), int)
     systematic[order] = np.diff(np.floor(cumulative)).astype(int)
-    return {'independent': independent, 'systematic': systematic, 'argmax': p.argmax(axis=1)}
+    # The same uniforms as the independent draw: the two differ by the temperature alone.
+    calibrated = (u < with_temperature(p, temperature)[:, 1]).astype(int)
+    return {'independent': independent, 'systematic': systematic, 'argmax': p.argmax(axis=1),
+            'calibrated': calibrated}
 
 
 def encode_in_range(codec, processed_train, processed):
@@ -76,16 +106,19 @@ def encode_in_range(codec, processed_train, processed):
 
 
 def p_hat_scores(codec, tokens, test_tokens, target, slot, seed, boosting):
-    """(``holdout_log_loss``, ``p_hat_test_auc``, the label model fitted on every row)."""
+    """``holdout_log_loss``, ``holdout_temperature``, ``holdout_log_loss_calibrated`` and
+    ``p_hat_test_auc`` (a dict), and the label model fitted on every row."""
     local = tokens[:, slot] - codec.slot_start[slot]
     held_out = np.random.default_rng(100 + seed).random(len(tokens)) < HOLDOUT
     model = LabelModel(codec, [target], seed=seed, boosting=boosting).fit(tokens[~held_out])
     p, codes = model.probabilities(tokens[held_out], 0)
     holdout = log_loss(local[held_out], p, labels=codes)
+    temperature, calibrated = fitted_temperature(p, local[held_out], codes)
     model = LabelModel(codec, [target], seed=seed, boosting=boosting).fit(tokens)
     p, codes = model.probabilities(test_tokens, 0)
     test_auc = roc_auc_score(test_tokens[:, slot] - codec.slot_start[slot] == codes[1], p[:, 1])
-    return float(holdout), float(test_auc), model
+    return {'holdout_log_loss': float(holdout), 'holdout_temperature': temperature,
+            'holdout_log_loss_calibrated': calibrated, 'p_hat_test_auc': float(test_auc)}, model
 
 
 def main(argv=None):
@@ -107,17 +140,18 @@ def main(argv=None):
                                       synthesizer._data_processor.transform(test))
         on_real = tstr_score(test, train, target, info['task'])
         for variant, seed in itertools.product(args.variants, args.seeds):
-            holdout, test_auc, model = p_hat_scores(codec, tokens, test_tokens, target, slot,
-                                                    seed, VARIANTS[variant])
+            scores, model = p_hat_scores(codec, tokens, test_tokens, target, slot, seed,
+                                         VARIANTS[variant])
             p, codes = model.probabilities(tokens, 0)
-            for draw, pick in draws(p, np.random.default_rng(seed)).items():
+            for draw, pick in draws(p, np.random.default_rng(seed),
+                                     scores['holdout_temperature']).items():
                 if draw not in args.draws:
                     continue
                 relabelled = tokens.copy()
                 relabelled[:, slot] = codes[pick] + codec.slot_start[slot]
                 frame = synthesizer._data_processor.reverse_transform(codec.decode(relabelled))
                 row = {'dataset': name, 'seed': seed, 'draw': draw, 'variant': variant,
-                       'holdout_log_loss': holdout, 'p_hat_test_auc': test_auc,
+                       **scores,
                        'tstr_score': tstr_score(test, frame, target, info['task'], seed=seed),
                        'train_on_real': on_real,
                        'label_share': float((frame[target] == train[target].mode()[0]).mean()),

@@ -49,6 +49,33 @@ def test_both_random_draws_give_each_row_its_own_chance():
         assert np.all(np.abs(mean - p1) < 4 * np.sqrt(p1 * (1 - p1) / n)), draw
 
 
+def test_the_fitted_temperature_recovers_the_one_the_labels_were_drawn_with():
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(0)
+    p1 = rng.uniform(0.02, 0.98, 20000)
+    p = np.column_stack([1 - p1, p1])
+    np.testing.assert_allclose(label_draw_probe.with_temperature(p, 1.0), p, atol=1e-9)
+    codes = np.array([0, 1])
+    for true in (0.6, 1.0, 1.7):  # p_hat flatter than, equal to, sharper than the data
+        labels = (rng.random(len(p1)) < label_draw_probe.with_temperature(p, true)[:, 1])
+        fitted, loss = label_draw_probe.fitted_temperature(p, labels.astype(int), codes)
+        assert abs(fitted - true) < 0.1 * true
+        assert loss <= log_loss(labels, p, labels=codes)
+
+
+def test_the_calibrated_draw_differs_from_the_independent_one_by_the_temperature_alone():
+    p1 = np.linspace(0.05, 0.95, 500)
+    p = np.column_stack([1 - p1, p1])
+    same = label_draw_probe.draws(p, np.random.default_rng(3), temperature=1.0)
+    np.testing.assert_array_equal(same['calibrated'], same['independent'])
+    sharper = label_draw_probe.draws(p, np.random.default_rng(3), temperature=0.5)
+    np.testing.assert_array_equal(sharper['independent'], same['independent'])
+    # sharper: more of the likely class where p1 > 0.5, less where p1 < 0.5
+    assert sharper['calibrated'][p1 > 0.5].sum() >= same['independent'][p1 > 0.5].sum()
+    assert sharper['calibrated'][p1 < 0.5].sum() <= same['independent'][p1 < 0.5].sum()
+
+
 def test_rows_past_the_training_range_encode_at_its_ends():
     import pandas as pd
 
