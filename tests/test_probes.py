@@ -71,7 +71,9 @@ def test_the_calibrated_draw_differs_from_the_independent_one_by_the_temperature
     np.testing.assert_array_equal(same['calibrated'], same['independent'])
     sharper = label_draw_probe.draws(p, np.random.default_rng(3), temperature=0.5)
     np.testing.assert_array_equal(sharper['independent'], same['independent'])
-    # sharper: more of the likely class where p1 > 0.5, less where p1 < 0.5
+    # sharper: more of the likely class where p1 > 0.5, less where p1 < 0.5 (and some rows
+    # do change, so a draw that ignored the temperature would fail here)
+    assert not np.array_equal(sharper['calibrated'], same['independent'])
     assert sharper['calibrated'][p1 > 0.5].sum() >= same['independent'][p1 > 0.5].sum()
     assert sharper['calibrated'][p1 < 0.5].sum() <= same['independent'][p1 < 0.5].sum()
 
